@@ -1,0 +1,177 @@
+//! The metric catalogue: every metric Vigil itself records, defined once.
+//!
+//! Collectors record these names; the Prometheus backend derives its names and buckets from
+//! them; dashboards and alert rules are generated from them. Names are the seed's
+//! (`phoenix.request.*` became `http.request.*`); backends apply their own naming rules
+//! (Prometheus: `http.request.count` is exported as `http_request_total`, and millisecond
+//! histograms as `_seconds`).
+
+use metrics::Unit;
+
+/// What kind of metric a catalogue entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    /// A monotonically increasing count.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// A distribution of observations.
+    Histogram,
+}
+
+impl MetricKind {
+    /// `counter`, `gauge` or `histogram`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric of the catalogue.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricDef {
+    /// The metric name, dotted as in the seed (`http.request.duration`).
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// The unit of recorded values, when there is one.
+    pub unit: Option<Unit>,
+    /// The tags every series of this metric carries.
+    pub tags: &'static [&'static str],
+    /// The help text.
+    pub help: &'static str,
+}
+
+impl MetricDef {
+    /// Describes this metric to the installed `metrics` recorder (help text and unit).
+    pub fn describe(&self) {
+        let (name, help) = (self.name, self.help);
+        match (self.kind, self.unit) {
+            (MetricKind::Counter, Some(u)) => metrics::describe_counter!(name, u, help),
+            (MetricKind::Counter, None) => metrics::describe_counter!(name, help),
+            (MetricKind::Gauge, Some(u)) => metrics::describe_gauge!(name, u, help),
+            (MetricKind::Gauge, None) => metrics::describe_gauge!(name, help),
+            (MetricKind::Histogram, Some(u)) => metrics::describe_histogram!(name, u, help),
+            (MetricKind::Histogram, None) => metrics::describe_histogram!(name, help),
+        }
+    }
+}
+
+/// Histogram bucket upper bounds for durations in milliseconds: 1 ms to 10 s.
+pub const DURATION_BUCKETS_MS: &[f64] =
+    &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+
+/// `http.request.duration`: request duration in milliseconds.
+pub const HTTP_REQUEST_DURATION: MetricDef = MetricDef {
+    name: "http.request.duration",
+    kind: MetricKind::Histogram,
+    unit: Some(Unit::Milliseconds),
+    tags: &["route", "method", "status"],
+    help: "HTTP request duration, from the request's arrival until its response body was sent.",
+};
+
+/// `http.request.count`: number of requests.
+pub const HTTP_REQUEST_COUNT: MetricDef = MetricDef {
+    name: "http.request.count",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["route", "method", "status"],
+    help: "Number of HTTP requests handled.",
+};
+
+/// `database.query.duration`: query execution time in milliseconds.
+pub const DATABASE_QUERY_DURATION: MetricDef = MetricDef {
+    name: "database.query.duration",
+    kind: MetricKind::Histogram,
+    unit: Some(Unit::Milliseconds),
+    tags: &["source", "operation"],
+    help: "Database query execution time.",
+};
+
+/// `database.query.count`: number of queries.
+pub const DATABASE_QUERY_COUNT: MetricDef = MetricDef {
+    name: "database.query.count",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["source", "operation"],
+    help: "Number of database queries executed.",
+};
+
+/// `websocket.connections`: current number of WebSocket connections.
+pub const WEBSOCKET_CONNECTIONS: MetricDef = MetricDef {
+    name: "websocket.connections",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &["channel"],
+    help: "Current number of open WebSocket connections.",
+};
+
+/// `websocket.messages`: number of WebSocket messages.
+pub const WEBSOCKET_MESSAGES: MetricDef = MetricDef {
+    name: "websocket.messages",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["channel", "event", "direction"],
+    help: "Number of WebSocket messages, by event and direction (in or out).",
+};
+
+/// `vigil.log.dropped`: log lines a backend dropped, by reason.
+pub const VIGIL_LOG_DROPPED: MetricDef = MetricDef {
+    name: "vigil.log.dropped",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["backend", "reason"],
+    help: "Log records a Vigil backend dropped: reason is queue_full (the application outpaced the writer) or write_error (the destination failed).",
+};
+
+/// `vigil.metrics.overflow`: metric updates folded into an overflow series.
+pub const VIGIL_METRICS_OVERFLOW: MetricDef = MetricDef {
+    name: "vigil.metrics.overflow",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["metric"],
+    help: "Registrations of a new label set past the metric's cardinality limit, folded into the metric's overflow series (label values __overflow__).",
+};
+
+/// Every metric in the catalogue.
+pub const ALL: &[MetricDef] = &[
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUEST_COUNT,
+    DATABASE_QUERY_DURATION,
+    DATABASE_QUERY_COUNT,
+    WEBSOCKET_CONNECTIONS,
+    WEBSOCKET_MESSAGES,
+    VIGIL_LOG_DROPPED,
+    VIGIL_METRICS_OVERFLOW,
+];
+
+/// Describes every catalogue metric to the installed recorder.
+pub fn describe_all() {
+    for def in ALL {
+        def.describe();
+    }
+}
+
+/// The catalogue entry named `name`.
+pub fn find(name: &str) -> Option<&'static MetricDef> {
+    ALL.iter().find(|d| d.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_tags_bounded() {
+        for (i, a) in ALL.iter().enumerate() {
+            assert!(ALL[i + 1..].iter().all(|b| b.name != a.name), "{} twice", a.name);
+            assert!(!a.help.is_empty());
+            assert!(a.tags.len() <= 4);
+        }
+        assert_eq!(find("websocket.messages").unwrap().kind, MetricKind::Counter);
+        assert!(DURATION_BUCKETS_MS.windows(2).all(|w| w[0] < w[1]));
+    }
+}

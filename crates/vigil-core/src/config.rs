@@ -1,0 +1,674 @@
+//! The typed configuration and its layered loader.
+//!
+//! Layers, later ones winning: built-in defaults, then a TOML file (`vigil.toml` in the
+//! working directory if present, or the file named by `VIGIL_CONFIG`, which must exist), then
+//! environment variables (see [`ENV_VARS`]). Every bad value stops start-up with an error that
+//! names the variable or key, the value and what is accepted. An empty environment variable
+//! counts as unset.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::Level;
+
+/// The default Prometheus port, as in the seed.
+pub const DEFAULT_PROMETHEUS_PORT: u16 = 9568;
+
+/// A value that can be set from an environment variable or a config file.
+trait Setting: Sized {
+    /// What is accepted, for error messages.
+    const EXPECTED: &'static str;
+    /// Parses the text form.
+    fn parse_setting(s: &str) -> Option<Self>;
+}
+
+macro_rules! deserialize_via_setting {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = RawScalar::deserialize(d)?;
+                let text = raw.to_string();
+                <$t as Setting>::parse_setting(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("{text:?}: expected {}", <$t as Setting>::EXPECTED))
+                })
+            }
+        }
+    )*};
+}
+
+/// A scalar read from a file: a string, an integer, a float or a bool.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawScalar {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for RawScalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawScalar::Str(s) => f.write_str(s),
+            RawScalar::Int(i) => write!(f, "{i}"),
+            RawScalar::Float(x) => write!(f, "{x}"),
+            RawScalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl Setting for Level {
+    const EXPECTED: &'static str = "one of trace, debug, info, warning (or warn), error";
+    fn parse_setting(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+/// A TCP port, 1-65535.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Port(pub u16);
+
+impl Setting for Port {
+    const EXPECTED: &'static str = "a port number 1-65535";
+    fn parse_setting(s: &str) -> Option<Self> {
+        match s.trim().parse::<u16>() {
+            Ok(0) | Err(_) => None,
+            Ok(p) => Some(Port(p)),
+        }
+    }
+}
+
+/// How console lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Setting for LogFormat {
+    const EXPECTED: &'static str = "text or json";
+    fn parse_setting(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Whether text lines are coloured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColorMode {
+    /// Colour when the output is a terminal and `NO_COLOR` is not set.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl Setting for ColorMode {
+    const EXPECTED: &'static str = "auto, always or never";
+    fn parse_setting(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(ColorMode::Auto),
+            "always" => Some(ColorMode::Always),
+            "never" => Some(ColorMode::Never),
+            _ => None,
+        }
+    }
+}
+
+/// The protocol of the metrics endpoint. Only plain HTTP is served; put TLS in front.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Plain HTTP.
+    #[default]
+    Http,
+}
+
+impl Setting for Protocol {
+    const EXPECTED: &'static str = "http";
+    fn parse_setting(s: &str) -> Option<Self> {
+        let s = s.trim().trim_start_matches(':');
+        s.eq_ignore_ascii_case("http").then_some(Protocol::Http)
+    }
+}
+
+/// A logger backend named in `logger_backends`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LoggerBackendKind {
+    /// The console backend (`vigil-log-console`).
+    Console,
+    /// The Datadog logs backend (`vigil-log-datadog`).
+    Datadog,
+}
+
+impl Setting for LoggerBackendKind {
+    const EXPECTED: &'static str = "console or datadog";
+    fn parse_setting(s: &str) -> Option<Self> {
+        match backend_word(s).as_str() {
+            "console" => Some(LoggerBackendKind::Console),
+            "datadog" => Some(LoggerBackendKind::Datadog),
+            _ => None,
+        }
+    }
+}
+
+/// A metrics backend named in `metrics_backends`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricsBackendKind {
+    /// The Prometheus backend (`vigil-metrics-prometheus`).
+    Prometheus,
+    /// The DogStatsD backend (`vigil-metrics-dogstatsd`).
+    Dogstatsd,
+}
+
+impl Setting for MetricsBackendKind {
+    const EXPECTED: &'static str = "prometheus or dogstatsd";
+    fn parse_setting(s: &str) -> Option<Self> {
+        match backend_word(s).as_str() {
+            "prometheus" => Some(MetricsBackendKind::Prometheus),
+            "dogstatsd" => Some(MetricsBackendKind::Dogstatsd),
+            _ => None,
+        }
+    }
+}
+
+/// `Console`, `console` and the seed's `RealtimeServer.Observability.Loggers.Console` all name
+/// the console backend: the last path segment, lower-cased.
+fn backend_word(s: &str) -> String {
+    s.trim().rsplit(['.', ':']).next().unwrap_or("").to_ascii_lowercase()
+}
+
+impl Setting for bool {
+    const EXPECTED: &'static str = "true or false (also 1/0, yes/no, on/off)";
+    fn parse_setting(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// A positive count (queue sizes, limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count(pub usize);
+
+impl Setting for Count {
+    const EXPECTED: &'static str = "a whole number from 1 to 100000000";
+    fn parse_setting(s: &str) -> Option<Self> {
+        s.trim().parse::<usize>().ok().filter(|n| (1..=100_000_000).contains(n)).map(Count)
+    }
+}
+
+/// A non-empty name (service, environment, site, host).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Name(String);
+
+impl Setting for Name {
+    const EXPECTED: &'static str = "a non-empty name without control characters";
+    fn parse_setting(s: &str) -> Option<Self> {
+        let s = s.trim();
+        (!s.is_empty() && !s.chars().any(char::is_control)).then(|| Name(s.to_owned()))
+    }
+}
+
+deserialize_via_setting!(Level, Port, LogFormat, ColorMode, Protocol, LoggerBackendKind, MetricsBackendKind, Count);
+
+/// A secret such as an API key: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The minimum level written (`LOG_LEVEL`), default `info`.
+    pub level: Level,
+    /// Console line format (`LOG_FORMAT`), default `text`.
+    pub format: LogFormat,
+    /// Colour for text lines (`LOG_COLOR`), default `auto`.
+    pub color: ColorMode,
+    /// Lines the console backend queues before it drops (`LOG_QUEUE_CAPACITY`), default 8192.
+    pub queue_capacity: Count,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: Level::Info, format: LogFormat::Text, color: ColorMode::Auto, queue_capacity: Count(8192) }
+    }
+}
+
+/// The Prometheus endpoint: the seed's `reporter_options` (host, port, protocol).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Address to bind (`PROMETHEUS_HOST`), default `localhost`; `0.0.0.0` for all interfaces.
+    pub host: String,
+    /// Port (`PROMETHEUS_PORT`), default 9568.
+    pub port: Port,
+    /// Protocol; only `http`.
+    pub protocol: Protocol,
+    /// Label sets kept per metric before new ones fold into one overflow series
+    /// (`PROMETHEUS_MAX_SERIES_PER_METRIC`), default 1000.
+    pub max_series_per_metric: Count,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            host: "localhost".to_owned(),
+            port: Port(DEFAULT_PROMETHEUS_PORT),
+            protocol: Protocol::Http,
+            max_series_per_metric: Count(1000),
+        }
+    }
+}
+
+/// Datadog settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatadogConfig {
+    /// Turns the Datadog integration on (`ENABLE_DATADOG`), default false.
+    pub enabled: bool,
+    /// The API key (`DATADOG_API_KEY`); required when enabled.
+    pub api_key: Option<Secret>,
+    /// The application key (`DATADOG_APP_KEY`), used to publish dashboards and monitors.
+    pub app_key: Option<Secret>,
+    /// The Datadog site (`DATADOG_SITE`), default `datadoghq.com`.
+    pub site: String,
+}
+
+impl Default for DatadogConfig {
+    fn default() -> Self {
+        DatadogConfig { enabled: false, api_key: None, app_key: None, site: "datadoghq.com".to_owned() }
+    }
+}
+
+/// Vigil's whole configuration.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The service name (`VIGIL_SERVICE`, else `DD_SERVICE`), default the executable's name.
+    pub service: String,
+    /// The environment (`VIGIL_ENV`, else `DD_ENV`), default `development`.
+    pub environment: String,
+    /// The version (`VIGIL_VERSION`, else `DD_VERSION`), default empty.
+    pub version: String,
+    /// Logger backends in use (`LOGGER_BACKENDS`, comma-separated), default `["console"]`.
+    pub logger_backends: Vec<LoggerBackendKind>,
+    /// Metrics backends in use (`METRICS_BACKENDS`, comma-separated), default `["prometheus"]`.
+    pub metrics_backends: Vec<MetricsBackendKind>,
+    /// Logging.
+    pub log: LogConfig,
+    /// The Prometheus endpoint (also accepted under the seed's name, `reporter_options`).
+    #[serde(alias = "reporter_options")]
+    pub prometheus: PrometheusConfig,
+    /// Datadog.
+    pub datadog: DatadogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service: crate::resource::default_service_name(),
+            environment: "development".to_owned(),
+            version: String::new(),
+            logger_backends: vec![LoggerBackendKind::Console],
+            metrics_backends: vec![MetricsBackendKind::Prometheus],
+            log: LogConfig::default(),
+            prometheus: PrometheusConfig::default(),
+            datadog: DatadogConfig::default(),
+        }
+    }
+}
+
+/// A configuration error. Its message names the variable or key, the value and what is
+/// accepted; secret values are never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An environment variable has a value that is not accepted.
+    #[error("{var}={value:?}: expected {expected}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// The value (redacted for secrets).
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The configuration file could not be read or holds a bad value.
+    #[error("config file {}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the key.
+        message: String,
+    },
+    /// A required setting is missing.
+    #[error("{var} is required: {reason}")]
+    Missing {
+        /// The variable to set.
+        var: &'static str,
+        /// Why it is required.
+        reason: &'static str,
+    },
+}
+
+/// One environment variable Vigil reads.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvVar {
+    /// The variable's name.
+    pub name: &'static str,
+    /// The config file key it overrides.
+    pub key: &'static str,
+    /// The default, as text.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// Every environment variable Vigil reads, in the order they are applied.
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar { name: "VIGIL_CONFIG", key: "-", default: "vigil.toml (if present)", doc: "Path of the TOML config file; must exist when set." },
+    EnvVar { name: "DD_SERVICE", key: "service", default: "executable name", doc: "Service name (Datadog unified tagging)." },
+    EnvVar { name: "VIGIL_SERVICE", key: "service", default: "executable name", doc: "Service name; wins over DD_SERVICE." },
+    EnvVar { name: "DD_ENV", key: "environment", default: "development", doc: "Environment (Datadog unified tagging)." },
+    EnvVar { name: "VIGIL_ENV", key: "environment", default: "development", doc: "Environment; wins over DD_ENV." },
+    EnvVar { name: "DD_VERSION", key: "version", default: "(empty)", doc: "Service version (Datadog unified tagging)." },
+    EnvVar { name: "VIGIL_VERSION", key: "version", default: "(empty)", doc: "Service version; wins over DD_VERSION." },
+    EnvVar { name: "LOGGER_BACKENDS", key: "logger_backends", default: "console", doc: "Comma-separated logger backends: console, datadog." },
+    EnvVar { name: "METRICS_BACKENDS", key: "metrics_backends", default: "prometheus", doc: "Comma-separated metrics backends: prometheus, dogstatsd." },
+    EnvVar { name: "LOG_LEVEL", key: "log.level", default: "info", doc: "Minimum level: trace, debug, info, warning (or warn), error." },
+    EnvVar { name: "LOG_FORMAT", key: "log.format", default: "text", doc: "Console format: text or json." },
+    EnvVar { name: "LOG_COLOR", key: "log.color", default: "auto", doc: "Colour text lines: auto (a terminal without NO_COLOR), always, never." },
+    EnvVar { name: "LOG_QUEUE_CAPACITY", key: "log.queue_capacity", default: "8192", doc: "Console lines queued before new ones are dropped and counted." },
+    EnvVar { name: "PROMETHEUS_HOST", key: "prometheus.host", default: "localhost", doc: "Address the /metrics endpoint binds (0.0.0.0 for all interfaces)." },
+    EnvVar { name: "PROMETHEUS_PORT", key: "prometheus.port", default: "9568", doc: "Port of the /metrics endpoint, 1-65535." },
+    EnvVar { name: "PROMETHEUS_MAX_SERIES_PER_METRIC", key: "prometheus.max_series_per_metric", default: "1000", doc: "Label sets per metric before new ones fold into an overflow series." },
+    EnvVar { name: "ENABLE_DATADOG", key: "datadog.enabled", default: "false", doc: "Turn on the Datadog integration (needs DATADOG_API_KEY)." },
+    EnvVar { name: "DATADOG_API_KEY", key: "datadog.api_key", default: "(none)", doc: "Datadog API key. Secret: never logged or shown." },
+    EnvVar { name: "DATADOG_APP_KEY", key: "datadog.app_key", default: "(none)", doc: "Datadog application key, for publishing dashboards and monitors. Secret." },
+    EnvVar { name: "DATADOG_SITE", key: "datadog.site", default: "datadoghq.com", doc: "Datadog site, such as datadoghq.eu." },
+];
+
+fn parse<T: Setting>(var: &'static str, value: &str) -> Result<T, ConfigError> {
+    T::parse_setting(value).ok_or_else(|| ConfigError::Env { var, value: value.to_owned(), expected: T::EXPECTED })
+}
+
+fn parse_list<T: Setting>(var: &'static str, value: &str) -> Result<Vec<T>, ConfigError> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let parsed = T::parse_setting(item).ok_or_else(|| ConfigError::Env {
+            var,
+            value: value.to_owned(),
+            expected: T::EXPECTED,
+        })?;
+        if !out.iter().any(|x: &T| std::mem::discriminant(x) == std::mem::discriminant(&parsed)) {
+            out.push(parsed);
+        }
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Loads the configuration from the process environment and the config file.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first bad value.
+    pub fn load() -> Result<Config, ConfigError> {
+        Self::load_with(|name| std::env::var(name).ok())
+    }
+
+    /// Loads the configuration with `env` standing in for the process environment.
+    ///
+    /// ```
+    /// use vigil_core::Config;
+    ///
+    /// let err = Config::load_with(|var| (var == "PROMETHEUS_PORT").then(|| "abc".to_owned())).unwrap_err();
+    /// assert_eq!(err.to_string(), r#"PROMETHEUS_PORT="abc": expected a port number 1-65535"#);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first bad value.
+    pub fn load_with(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let mut config = match env("VIGIL_CONFIG") {
+            Some(path) => Self::from_file(Path::new(&path), true)?,
+            None => Self::from_file(Path::new("vigil.toml"), false)?,
+        };
+        config.apply_env(&env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a TOML config file over the defaults. A missing optional file gives the defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::File`] when a required file is missing, or the file does not parse or
+    /// holds a bad value.
+    pub fn from_file(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+        if required && !path.is_file() {
+            return Err(file_error("no such file (named by VIGIL_CONFIG)".to_owned()));
+        }
+        let built = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(required))
+            .build()
+            .map_err(|e| file_error(e.to_string()))?;
+        built.try_deserialize::<Config>().map_err(|e| file_error(e.to_string()))
+    }
+
+    /// Parses TOML text over the defaults (for tests and embedded configs).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::File`] naming `<inline>`.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize::<Config>);
+        built.map_err(|e| ConfigError::File { path: PathBuf::from("<inline>"), message: e.to_string() })
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for var in ENV_VARS {
+            let Some(value) = env(var.name) else { continue };
+            let name = var.name;
+            match name {
+                "DD_SERVICE" | "VIGIL_SERVICE" => self.service = parse::<Name>(name, &value)?.0,
+                "DD_ENV" | "VIGIL_ENV" => self.environment = parse::<Name>(name, &value)?.0,
+                "DD_VERSION" | "VIGIL_VERSION" => self.version = parse::<Name>(name, &value)?.0,
+                "LOGGER_BACKENDS" => self.logger_backends = parse_list(name, &value)?,
+                "METRICS_BACKENDS" => self.metrics_backends = parse_list(name, &value)?,
+                "LOG_LEVEL" => self.log.level = parse(name, &value)?,
+                "LOG_FORMAT" => self.log.format = parse(name, &value)?,
+                "LOG_COLOR" => self.log.color = parse(name, &value)?,
+                "LOG_QUEUE_CAPACITY" => self.log.queue_capacity = parse(name, &value)?,
+                "PROMETHEUS_HOST" => self.prometheus.host = parse::<Name>(name, &value)?.0,
+                "PROMETHEUS_PORT" => self.prometheus.port = parse(name, &value)?,
+                "PROMETHEUS_MAX_SERIES_PER_METRIC" => self.prometheus.max_series_per_metric = parse(name, &value)?,
+                "ENABLE_DATADOG" => self.datadog.enabled = parse(name, &value)?,
+                "DATADOG_API_KEY" => self.datadog.api_key = Some(Secret(value.trim().to_owned())),
+                "DATADOG_APP_KEY" => self.datadog.app_key = Some(Secret(value.trim().to_owned())),
+                "DATADOG_SITE" => self.datadog.site = parse::<Name>(name, &value)?.0,
+                _ => {}
+            }
+        }
+        if self.datadog.enabled && !self.logger_backends.contains(&LoggerBackendKind::Datadog) {
+            self.logger_backends.push(LoggerBackendKind::Datadog);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let wants_datadog = self.datadog.enabled || self.logger_backends.contains(&LoggerBackendKind::Datadog);
+        if wants_datadog && self.datadog.api_key.as_ref().is_none_or(|k| k.expose().trim().is_empty()) {
+            return Err(ConfigError::Missing {
+                var: "DATADOG_API_KEY",
+                reason: "the Datadog integration is enabled (ENABLE_DATADOG or logger_backends)",
+            });
+        }
+        for (key, value) in [("service", &self.service), ("environment", &self.environment)] {
+            if Name::parse_setting(value).is_none() {
+                return Err(ConfigError::File {
+                    path: PathBuf::from("<config>"),
+                    message: format!("{key} = {value:?}: expected {}", Name::EXPECTED),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The [`crate::Resource`] this configuration describes (host name and pid detected).
+    pub fn resource(&self) -> crate::Resource {
+        crate::Resource::new(&self.service, &self.environment).with_version(&self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        Config::load_with(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.log.level, Level::Info);
+        assert_eq!(c.prometheus.port, Port(9568));
+        assert_eq!(c.logger_backends, [LoggerBackendKind::Console]);
+        assert_eq!(c.metrics_backends, [MetricsBackendKind::Prometheus]);
+        assert!(!c.datadog.enabled);
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable_value_and_accepted_values() {
+        let cases = [
+            ("LOG_LEVEL", "loud", r#"LOG_LEVEL="loud": expected one of trace, debug, info, warning (or warn), error"#),
+            ("PROMETHEUS_PORT", "abc", r#"PROMETHEUS_PORT="abc": expected a port number 1-65535"#),
+            ("PROMETHEUS_PORT", "70000", r#"PROMETHEUS_PORT="70000": expected a port number 1-65535"#),
+            ("PROMETHEUS_PORT", "0", r#"PROMETHEUS_PORT="0": expected a port number 1-65535"#),
+            ("ENABLE_DATADOG", "maybe", r#"ENABLE_DATADOG="maybe": expected true or false (also 1/0, yes/no, on/off)"#),
+            ("LOG_FORMAT", "xml", r#"LOG_FORMAT="xml": expected text or json"#),
+            ("LOGGER_BACKENDS", "console,syslog", r#"LOGGER_BACKENDS="console,syslog": expected console or datadog"#),
+        ];
+        for (var, value, message) in cases {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!(err.to_string(), message);
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn env_values_apply() {
+        let c = load(&[
+            ("LOG_LEVEL", "warn"),
+            ("PROMETHEUS_PORT", "9100"),
+            ("LOG_FORMAT", "JSON"),
+            ("DD_SERVICE", "dd-name"),
+            ("VIGIL_SERVICE", "api"),
+            ("VIGIL_ENV", "production"),
+            ("METRICS_BACKENDS", "prometheus, prometheus"),
+            ("LOGGER_BACKENDS", "RealtimeServer.Observability.Loggers.Console"),
+        ])
+        .unwrap();
+        assert_eq!(c.log.level, Level::Warning);
+        assert_eq!(c.prometheus.port, Port(9100));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.service, "api");
+        assert_eq!(c.environment, "production");
+        assert_eq!(c.metrics_backends, [MetricsBackendKind::Prometheus]);
+        assert_eq!(c.logger_backends, [LoggerBackendKind::Console]);
+    }
+
+    #[test]
+    fn datadog_needs_a_key_and_keys_are_redacted() {
+        let err = load(&[("ENABLE_DATADOG", "true")]).unwrap_err();
+        assert!(err.to_string().starts_with("DATADOG_API_KEY is required"), "{err}");
+        let c = load(&[("ENABLE_DATADOG", "true"), ("DATADOG_API_KEY", "sekrit-123"), ("DATADOG_APP_KEY", "app-456")]).unwrap();
+        assert_eq!(c.datadog.api_key.as_ref().unwrap().expose(), "sekrit-123");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sekrit-123") && !shown.contains("app-456"), "{shown}");
+        assert!(c.logger_backends.contains(&LoggerBackendKind::Datadog));
+    }
+
+    #[test]
+    fn toml_file_uses_the_seed_keys() {
+        let c = Config::from_toml_str(
+            r#"
+            service = "realtime_server"
+            logger_backends = ["RealtimeServer.Observability.Loggers.Console"]
+            metrics_backends = ["prometheus"]
+            [log]
+            level = "debug"
+            format = "json"
+            [reporter_options]
+            host = "0.0.0.0"
+            port = 9100
+            protocol = "http"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.prometheus.port, Port(9100));
+        assert_eq!(c.prometheus.host, "0.0.0.0");
+        assert_eq!(c.log.level, Level::Debug);
+        assert_eq!(c.service, "realtime_server");
+    }
+
+    #[test]
+    fn bad_file_values_name_the_key() {
+        let err = Config::from_toml_str("[prometheus]\nport = 70000\n").unwrap_err().to_string();
+        assert!(err.contains("prometheus.port") && err.contains("expected a port number 1-65535"), "{err}");
+        let err = Config::from_toml_str("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
+        assert!(err.contains("log.level") && err.contains("loud"), "{err}");
+        let err = Config::from_toml_str("[prometheus]\nprot = 1\n").unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_file_is_an_error() {
+        let err = load(&[("VIGIL_CONFIG", "/nonexistent/vigil.toml")]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/vigil.toml"), "{err}");
+    }
+}
