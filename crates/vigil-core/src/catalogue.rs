@@ -61,8 +61,9 @@ impl MetricDef {
 }
 
 /// Histogram bucket upper bounds for durations in milliseconds: 1 ms to 10 s.
-pub const DURATION_BUCKETS_MS: &[f64] =
-    &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+pub const DURATION_BUCKETS_MS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
 
 /// `http.request.duration`: request duration in milliseconds.
 pub const HTTP_REQUEST_DURATION: MetricDef = MetricDef {
@@ -167,11 +168,18 @@ mod tests {
     #[test]
     fn names_are_unique_and_tags_bounded() {
         for (i, a) in ALL.iter().enumerate() {
-            assert!(ALL[i + 1..].iter().all(|b| b.name != a.name), "{} twice", a.name);
+            assert!(
+                ALL[i + 1..].iter().all(|b| b.name != a.name),
+                "{} twice",
+                a.name
+            );
             assert!(!a.help.is_empty());
             assert!(a.tags.len() <= 4);
         }
-        assert_eq!(find("websocket.messages").unwrap().kind, MetricKind::Counter);
+        assert_eq!(
+            find("websocket.messages").unwrap().kind,
+            MetricKind::Counter
+        );
         assert!(DURATION_BUCKETS_MS.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -184,7 +184,11 @@ impl Setting for MetricsBackendKind {
 /// `Console`, `console` and the seed's `RealtimeServer.Observability.Loggers.Console` all name
 /// the console backend: the last path segment, lower-cased.
 fn backend_word(s: &str) -> String {
-    s.trim().rsplit(['.', ':']).next().unwrap_or("").to_ascii_lowercase()
+    s.trim()
+        .rsplit(['.', ':'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 impl Setting for bool {
@@ -205,7 +209,11 @@ pub struct Count(pub usize);
 impl Setting for Count {
     const EXPECTED: &'static str = "a whole number from 1 to 100000000";
     fn parse_setting(s: &str) -> Option<Self> {
-        s.trim().parse::<usize>().ok().filter(|n| (1..=100_000_000).contains(n)).map(Count)
+        s.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100_000_000).contains(n))
+            .map(Count)
     }
 }
 
@@ -221,7 +229,16 @@ impl Setting for Name {
     }
 }
 
-deserialize_via_setting!(Level, Port, LogFormat, ColorMode, Protocol, LoggerBackendKind, MetricsBackendKind, Count);
+deserialize_via_setting!(
+    Level,
+    Port,
+    LogFormat,
+    ColorMode,
+    Protocol,
+    LoggerBackendKind,
+    MetricsBackendKind,
+    Count
+);
 
 /// A secret such as an API key: never shown by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -268,7 +285,12 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: Level::Info, format: LogFormat::Text, color: ColorMode::Auto, queue_capacity: Count(8192) }
+        LogConfig {
+            level: Level::Info,
+            format: LogFormat::Text,
+            color: ColorMode::Auto,
+            queue_capacity: Count(8192),
+        }
     }
 }
 
@@ -314,7 +336,12 @@ pub struct DatadogConfig {
 
 impl Default for DatadogConfig {
     fn default() -> Self {
-        DatadogConfig { enabled: false, api_key: None, app_key: None, site: "datadoghq.com".to_owned() }
+        DatadogConfig {
+            enabled: false,
+            api_key: None,
+            app_key: None,
+            site: "datadoghq.com".to_owned(),
+        }
     }
 }
 
@@ -403,30 +430,134 @@ pub struct EnvVar {
 
 /// Every environment variable Vigil reads, in the order they are applied.
 pub const ENV_VARS: &[EnvVar] = &[
-    EnvVar { name: "VIGIL_CONFIG", key: "-", default: "vigil.toml (if present)", doc: "Path of the TOML config file; must exist when set." },
-    EnvVar { name: "DD_SERVICE", key: "service", default: "executable name", doc: "Service name (Datadog unified tagging)." },
-    EnvVar { name: "VIGIL_SERVICE", key: "service", default: "executable name", doc: "Service name; wins over DD_SERVICE." },
-    EnvVar { name: "DD_ENV", key: "environment", default: "development", doc: "Environment (Datadog unified tagging)." },
-    EnvVar { name: "VIGIL_ENV", key: "environment", default: "development", doc: "Environment; wins over DD_ENV." },
-    EnvVar { name: "DD_VERSION", key: "version", default: "(empty)", doc: "Service version (Datadog unified tagging)." },
-    EnvVar { name: "VIGIL_VERSION", key: "version", default: "(empty)", doc: "Service version; wins over DD_VERSION." },
-    EnvVar { name: "LOGGER_BACKENDS", key: "logger_backends", default: "console", doc: "Comma-separated logger backends: console, datadog." },
-    EnvVar { name: "METRICS_BACKENDS", key: "metrics_backends", default: "prometheus", doc: "Comma-separated metrics backends: prometheus, dogstatsd." },
-    EnvVar { name: "LOG_LEVEL", key: "log.level", default: "info", doc: "Minimum level: trace, debug, info, warning (or warn), error." },
-    EnvVar { name: "LOG_FORMAT", key: "log.format", default: "text", doc: "Console format: text or json." },
-    EnvVar { name: "LOG_COLOR", key: "log.color", default: "auto", doc: "Colour text lines: auto (a terminal without NO_COLOR), always, never." },
-    EnvVar { name: "LOG_QUEUE_CAPACITY", key: "log.queue_capacity", default: "8192", doc: "Console lines queued before new ones are dropped and counted." },
-    EnvVar { name: "PROMETHEUS_HOST", key: "prometheus.host", default: "localhost", doc: "Address the /metrics endpoint binds (0.0.0.0 for all interfaces)." },
-    EnvVar { name: "PROMETHEUS_PORT", key: "prometheus.port", default: "9568", doc: "Port of the /metrics endpoint, 1-65535." },
-    EnvVar { name: "PROMETHEUS_MAX_SERIES_PER_METRIC", key: "prometheus.max_series_per_metric", default: "1000", doc: "Label sets per metric before new ones fold into an overflow series." },
-    EnvVar { name: "ENABLE_DATADOG", key: "datadog.enabled", default: "false", doc: "Turn on the Datadog integration (needs DATADOG_API_KEY)." },
-    EnvVar { name: "DATADOG_API_KEY", key: "datadog.api_key", default: "(none)", doc: "Datadog API key. Secret: never logged or shown." },
-    EnvVar { name: "DATADOG_APP_KEY", key: "datadog.app_key", default: "(none)", doc: "Datadog application key, for publishing dashboards and monitors. Secret." },
-    EnvVar { name: "DATADOG_SITE", key: "datadog.site", default: "datadoghq.com", doc: "Datadog site, such as datadoghq.eu." },
+    EnvVar {
+        name: "VIGIL_CONFIG",
+        key: "-",
+        default: "vigil.toml (if present)",
+        doc: "Path of the TOML config file; must exist when set.",
+    },
+    EnvVar {
+        name: "DD_SERVICE",
+        key: "service",
+        default: "executable name",
+        doc: "Service name (Datadog unified tagging).",
+    },
+    EnvVar {
+        name: "VIGIL_SERVICE",
+        key: "service",
+        default: "executable name",
+        doc: "Service name; wins over DD_SERVICE.",
+    },
+    EnvVar {
+        name: "DD_ENV",
+        key: "environment",
+        default: "development",
+        doc: "Environment (Datadog unified tagging).",
+    },
+    EnvVar {
+        name: "VIGIL_ENV",
+        key: "environment",
+        default: "development",
+        doc: "Environment; wins over DD_ENV.",
+    },
+    EnvVar {
+        name: "DD_VERSION",
+        key: "version",
+        default: "(empty)",
+        doc: "Service version (Datadog unified tagging).",
+    },
+    EnvVar {
+        name: "VIGIL_VERSION",
+        key: "version",
+        default: "(empty)",
+        doc: "Service version; wins over DD_VERSION.",
+    },
+    EnvVar {
+        name: "LOGGER_BACKENDS",
+        key: "logger_backends",
+        default: "console",
+        doc: "Comma-separated logger backends: console, datadog.",
+    },
+    EnvVar {
+        name: "METRICS_BACKENDS",
+        key: "metrics_backends",
+        default: "prometheus",
+        doc: "Comma-separated metrics backends: prometheus, dogstatsd.",
+    },
+    EnvVar {
+        name: "LOG_LEVEL",
+        key: "log.level",
+        default: "info",
+        doc: "Minimum level: trace, debug, info, warning (or warn), error.",
+    },
+    EnvVar {
+        name: "LOG_FORMAT",
+        key: "log.format",
+        default: "text",
+        doc: "Console format: text or json.",
+    },
+    EnvVar {
+        name: "LOG_COLOR",
+        key: "log.color",
+        default: "auto",
+        doc: "Colour text lines: auto (a terminal without NO_COLOR), always, never.",
+    },
+    EnvVar {
+        name: "LOG_QUEUE_CAPACITY",
+        key: "log.queue_capacity",
+        default: "8192",
+        doc: "Console lines queued before new ones are dropped and counted.",
+    },
+    EnvVar {
+        name: "PROMETHEUS_HOST",
+        key: "prometheus.host",
+        default: "localhost",
+        doc: "Address the /metrics endpoint binds (0.0.0.0 for all interfaces).",
+    },
+    EnvVar {
+        name: "PROMETHEUS_PORT",
+        key: "prometheus.port",
+        default: "9568",
+        doc: "Port of the /metrics endpoint, 1-65535.",
+    },
+    EnvVar {
+        name: "PROMETHEUS_MAX_SERIES_PER_METRIC",
+        key: "prometheus.max_series_per_metric",
+        default: "1000",
+        doc: "Label sets per metric before new ones fold into an overflow series.",
+    },
+    EnvVar {
+        name: "ENABLE_DATADOG",
+        key: "datadog.enabled",
+        default: "false",
+        doc: "Turn on the Datadog integration (needs DATADOG_API_KEY).",
+    },
+    EnvVar {
+        name: "DATADOG_API_KEY",
+        key: "datadog.api_key",
+        default: "(none)",
+        doc: "Datadog API key. Secret: never logged or shown.",
+    },
+    EnvVar {
+        name: "DATADOG_APP_KEY",
+        key: "datadog.app_key",
+        default: "(none)",
+        doc: "Datadog application key, for publishing dashboards and monitors. Secret.",
+    },
+    EnvVar {
+        name: "DATADOG_SITE",
+        key: "datadog.site",
+        default: "datadoghq.com",
+        doc: "Datadog site, such as datadoghq.eu.",
+    },
 ];
 
 fn parse<T: Setting>(var: &'static str, value: &str) -> Result<T, ConfigError> {
-    T::parse_setting(value).ok_or_else(|| ConfigError::Env { var, value: value.to_owned(), expected: T::EXPECTED })
+    T::parse_setting(value).ok_or_else(|| ConfigError::Env {
+        var,
+        value: value.to_owned(),
+        expected: T::EXPECTED,
+    })
 }
 
 fn parse_list<T: Setting>(var: &'static str, value: &str) -> Result<Vec<T>, ConfigError> {
@@ -437,7 +568,10 @@ fn parse_list<T: Setting>(var: &'static str, value: &str) -> Result<Vec<T>, Conf
             value: value.to_owned(),
             expected: T::EXPECTED,
         })?;
-        if !out.iter().any(|x: &T| std::mem::discriminant(x) == std::mem::discriminant(&parsed)) {
+        if !out
+            .iter()
+            .any(|x: &T| std::mem::discriminant(x) == std::mem::discriminant(&parsed))
+        {
             out.push(parsed);
         }
     }
@@ -484,15 +618,26 @@ impl Config {
     /// [`ConfigError::File`] when a required file is missing, or the file does not parse or
     /// holds a bad value.
     pub fn from_file(path: &Path, required: bool) -> Result<Config, ConfigError> {
-        let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+        let file_error = |message: String| ConfigError::File {
+            path: path.to_owned(),
+            message,
+        };
         if required && !path.is_file() {
-            return Err(file_error("no such file (named by VIGIL_CONFIG)".to_owned()));
+            return Err(file_error(
+                "no such file (named by VIGIL_CONFIG)".to_owned(),
+            ));
         }
         let built = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(required))
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(required),
+            )
             .build()
             .map_err(|e| file_error(e.to_string()))?;
-        built.try_deserialize::<Config>().map_err(|e| file_error(e.to_string()))
+        built
+            .try_deserialize::<Config>()
+            .map_err(|e| file_error(e.to_string()))
     }
 
     /// Parses TOML text over the defaults (for tests and embedded configs).
@@ -505,7 +650,10 @@ impl Config {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .and_then(config::Config::try_deserialize::<Config>);
-        built.map_err(|e| ConfigError::File { path: PathBuf::from("<inline>"), message: e.to_string() })
+        built.map_err(|e| ConfigError::File {
+            path: PathBuf::from("<inline>"),
+            message: e.to_string(),
+        })
     }
 
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -524,7 +672,9 @@ impl Config {
                 "LOG_QUEUE_CAPACITY" => self.log.queue_capacity = parse(name, &value)?,
                 "PROMETHEUS_HOST" => self.prometheus.host = parse::<Name>(name, &value)?.0,
                 "PROMETHEUS_PORT" => self.prometheus.port = parse(name, &value)?,
-                "PROMETHEUS_MAX_SERIES_PER_METRIC" => self.prometheus.max_series_per_metric = parse(name, &value)?,
+                "PROMETHEUS_MAX_SERIES_PER_METRIC" => {
+                    self.prometheus.max_series_per_metric = parse(name, &value)?
+                }
                 "ENABLE_DATADOG" => self.datadog.enabled = parse(name, &value)?,
                 "DATADOG_API_KEY" => self.datadog.api_key = Some(Secret(value.trim().to_owned())),
                 "DATADOG_APP_KEY" => self.datadog.app_key = Some(Secret(value.trim().to_owned())),
@@ -539,14 +689,24 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let wants_datadog = self.datadog.enabled || self.logger_backends.contains(&LoggerBackendKind::Datadog);
-        if wants_datadog && self.datadog.api_key.as_ref().is_none_or(|k| k.expose().trim().is_empty()) {
+        let wants_datadog =
+            self.datadog.enabled || self.logger_backends.contains(&LoggerBackendKind::Datadog);
+        if wants_datadog
+            && self
+                .datadog
+                .api_key
+                .as_ref()
+                .is_none_or(|k| k.expose().trim().is_empty())
+        {
             return Err(ConfigError::Missing {
                 var: "DATADOG_API_KEY",
                 reason: "the Datadog integration is enabled (ENABLE_DATADOG or logger_backends)",
             });
         }
-        for (key, value) in [("service", &self.service), ("environment", &self.environment)] {
+        for (key, value) in [
+            ("service", &self.service),
+            ("environment", &self.environment),
+        ] {
             if Name::parse_setting(value).is_none() {
                 return Err(ConfigError::File {
                     path: PathBuf::from("<config>"),
@@ -568,7 +728,10 @@ mod tests {
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         Config::load_with(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
@@ -585,13 +748,41 @@ mod tests {
     #[test]
     fn bad_env_values_name_the_variable_value_and_accepted_values() {
         let cases = [
-            ("LOG_LEVEL", "loud", r#"LOG_LEVEL="loud": expected one of trace, debug, info, warning (or warn), error"#),
-            ("PROMETHEUS_PORT", "abc", r#"PROMETHEUS_PORT="abc": expected a port number 1-65535"#),
-            ("PROMETHEUS_PORT", "70000", r#"PROMETHEUS_PORT="70000": expected a port number 1-65535"#),
-            ("PROMETHEUS_PORT", "0", r#"PROMETHEUS_PORT="0": expected a port number 1-65535"#),
-            ("ENABLE_DATADOG", "maybe", r#"ENABLE_DATADOG="maybe": expected true or false (also 1/0, yes/no, on/off)"#),
-            ("LOG_FORMAT", "xml", r#"LOG_FORMAT="xml": expected text or json"#),
-            ("LOGGER_BACKENDS", "console,syslog", r#"LOGGER_BACKENDS="console,syslog": expected console or datadog"#),
+            (
+                "LOG_LEVEL",
+                "loud",
+                r#"LOG_LEVEL="loud": expected one of trace, debug, info, warning (or warn), error"#,
+            ),
+            (
+                "PROMETHEUS_PORT",
+                "abc",
+                r#"PROMETHEUS_PORT="abc": expected a port number 1-65535"#,
+            ),
+            (
+                "PROMETHEUS_PORT",
+                "70000",
+                r#"PROMETHEUS_PORT="70000": expected a port number 1-65535"#,
+            ),
+            (
+                "PROMETHEUS_PORT",
+                "0",
+                r#"PROMETHEUS_PORT="0": expected a port number 1-65535"#,
+            ),
+            (
+                "ENABLE_DATADOG",
+                "maybe",
+                r#"ENABLE_DATADOG="maybe": expected true or false (also 1/0, yes/no, on/off)"#,
+            ),
+            (
+                "LOG_FORMAT",
+                "xml",
+                r#"LOG_FORMAT="xml": expected text or json"#,
+            ),
+            (
+                "LOGGER_BACKENDS",
+                "console,syslog",
+                r#"LOGGER_BACKENDS="console,syslog": expected console or datadog"#,
+            ),
         ];
         for (var, value, message) in cases {
             let err = load(&[(var, value)]).unwrap_err();
@@ -610,7 +801,10 @@ mod tests {
             ("VIGIL_SERVICE", "api"),
             ("VIGIL_ENV", "production"),
             ("METRICS_BACKENDS", "prometheus, prometheus"),
-            ("LOGGER_BACKENDS", "RealtimeServer.Observability.Loggers.Console"),
+            (
+                "LOGGER_BACKENDS",
+                "RealtimeServer.Observability.Loggers.Console",
+            ),
         ])
         .unwrap();
         assert_eq!(c.log.level, Level::Warning);
@@ -625,11 +819,22 @@ mod tests {
     #[test]
     fn datadog_needs_a_key_and_keys_are_redacted() {
         let err = load(&[("ENABLE_DATADOG", "true")]).unwrap_err();
-        assert!(err.to_string().starts_with("DATADOG_API_KEY is required"), "{err}");
-        let c = load(&[("ENABLE_DATADOG", "true"), ("DATADOG_API_KEY", "sekrit-123"), ("DATADOG_APP_KEY", "app-456")]).unwrap();
+        assert!(
+            err.to_string().starts_with("DATADOG_API_KEY is required"),
+            "{err}"
+        );
+        let c = load(&[
+            ("ENABLE_DATADOG", "true"),
+            ("DATADOG_API_KEY", "sekrit-123"),
+            ("DATADOG_APP_KEY", "app-456"),
+        ])
+        .unwrap();
         assert_eq!(c.datadog.api_key.as_ref().unwrap().expose(), "sekrit-123");
         let shown = format!("{c:?}");
-        assert!(!shown.contains("sekrit-123") && !shown.contains("app-456"), "{shown}");
+        assert!(
+            !shown.contains("sekrit-123") && !shown.contains("app-456"),
+            "{shown}"
+        );
         assert!(c.logger_backends.contains(&LoggerBackendKind::Datadog));
     }
 
@@ -658,11 +863,20 @@ mod tests {
 
     #[test]
     fn bad_file_values_name_the_key() {
-        let err = Config::from_toml_str("[prometheus]\nport = 70000\n").unwrap_err().to_string();
-        assert!(err.contains("prometheus.port") && err.contains("expected a port number 1-65535"), "{err}");
-        let err = Config::from_toml_str("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
+        let err = Config::from_toml_str("[prometheus]\nport = 70000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("prometheus.port") && err.contains("expected a port number 1-65535"),
+            "{err}"
+        );
+        let err = Config::from_toml_str("[log]\nlevel = \"loud\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("log.level") && err.contains("loud"), "{err}");
-        let err = Config::from_toml_str("[prometheus]\nprot = 1\n").unwrap_err().to_string();
+        let err = Config::from_toml_str("[prometheus]\nprot = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prot"), "{err}");
     }
 

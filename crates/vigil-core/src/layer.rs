@@ -72,7 +72,11 @@ impl fmt::Debug for LogLayer {
 impl LogLayer {
     /// A layer with no backends yet, for `resource`.
     pub fn new(resource: Resource) -> Self {
-        LogLayer { backends: Vec::new(), resource: Arc::new(resource), panics: Arc::default() }
+        LogLayer {
+            backends: Vec::new(),
+            resource: Arc::new(resource),
+            panics: Arc::default(),
+        }
     }
 
     /// Adds a backend.
@@ -122,7 +126,10 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut visitor = SpanVisitor(SpanFields { name: attrs.metadata().name(), fields: Vec::new() });
+        let mut visitor = SpanVisitor(SpanFields {
+            name: attrs.metadata().name(),
+            fields: Vec::new(),
+        });
         attrs.record(&mut visitor);
         span.extensions_mut().insert(Arc::new(visitor.0));
     }
@@ -166,7 +173,11 @@ where
                 &mut fallback
             };
             scratch.clear();
-            let mut visitor = EventVisitor { scratch, from_log, facade: None };
+            let mut visitor = EventVisitor {
+                scratch,
+                from_log,
+                facade: None,
+            };
             event.record(&mut visitor);
             let facade = visitor.facade.take();
             let scratch: &Scratch = scratch;
@@ -178,7 +189,10 @@ where
                 } else if let Some(rendered) = &facade {
                     // A facade call made while another facade record was being dispatched
                     // (from inside a backend): its fields arrive only rendered.
-                    fields.push(Field { name: "fields", value: Value::Str(&scratch.arena[rendered.clone()]) });
+                    fields.push(Field {
+                        name: "fields",
+                        value: Value::Str(&scratch.arena[rendered.clone()]),
+                    });
                 }
                 let record = Record {
                     timestamp,
@@ -276,7 +290,10 @@ impl Scratch {
     }
 
     fn fields(&self) -> impl Iterator<Item = Field<'_>> {
-        self.fields.iter().map(|(name, value)| Field { name, value: value.resolve(&self.arena) })
+        self.fields.iter().map(|(name, value)| Field {
+            name,
+            value: value.resolve(&self.arena),
+        })
     }
 }
 
@@ -316,8 +333,7 @@ impl Visit for EventVisitor<'_> {
         if field.name() == "message" {
             self.scratch.message = push_fmt(&mut self.scratch.arena, format_args!("{value:?}"));
         } else if field.name() == FACADE_MARKER {
-            let payload_waiting =
-                FACADE.with(|f| f.try_borrow().is_ok_and(|f| f.active.get()));
+            let payload_waiting = FACADE.with(|f| f.try_borrow().is_ok_and(|f| f.active.get()));
             // Render the fields only when the structured payload is not there to be taken.
             self.facade = Some(if payload_waiting {
                 0..0
@@ -418,9 +434,10 @@ struct FacadeFields {
 
 impl FacadeFields {
     fn fields(&self) -> impl Iterator<Item = Field<'_>> {
-        self.fields
-            .iter()
-            .map(|(name, value)| Field { name: &self.arena[name.clone()], value: value.resolve(&self.arena) })
+        self.fields.iter().map(|(name, value)| Field {
+            name: &self.arena[name.clone()],
+            value: value.resolve(&self.arena),
+        })
     }
 }
 
@@ -433,11 +450,21 @@ impl FacadeFields {
 pub fn emit(level: Level, message: &str, fields: &[Field<'_>]) {
     let rendered = FieldsDisplay(fields);
     let emit_event = || match level {
-        Level::Trace => tracing::event!(target: FACADE_TARGET, tracing::Level::TRACE, vigil.fields = %rendered, message = message),
-        Level::Debug => tracing::event!(target: FACADE_TARGET, tracing::Level::DEBUG, vigil.fields = %rendered, message = message),
-        Level::Info => tracing::event!(target: FACADE_TARGET, tracing::Level::INFO, vigil.fields = %rendered, message = message),
-        Level::Warning => tracing::event!(target: FACADE_TARGET, tracing::Level::WARN, vigil.fields = %rendered, message = message),
-        Level::Error => tracing::event!(target: FACADE_TARGET, tracing::Level::ERROR, vigil.fields = %rendered, message = message),
+        Level::Trace => {
+            tracing::event!(target: FACADE_TARGET, tracing::Level::TRACE, vigil.fields = %rendered, message = message)
+        }
+        Level::Debug => {
+            tracing::event!(target: FACADE_TARGET, tracing::Level::DEBUG, vigil.fields = %rendered, message = message)
+        }
+        Level::Info => {
+            tracing::event!(target: FACADE_TARGET, tracing::Level::INFO, vigil.fields = %rendered, message = message)
+        }
+        Level::Warning => {
+            tracing::event!(target: FACADE_TARGET, tracing::Level::WARN, vigil.fields = %rendered, message = message)
+        }
+        Level::Error => {
+            tracing::event!(target: FACADE_TARGET, tracing::Level::ERROR, vigil.fields = %rendered, message = message)
+        }
     };
     FACADE.with(|cell| {
         let Ok(mut f) = cell.try_borrow_mut() else {

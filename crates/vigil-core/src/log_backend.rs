@@ -17,6 +17,10 @@ use crate::{Level, OwnedValue, Record};
 ///   another thread. When the queue is full, drop the record and count it.
 /// - `flush` delivers everything queued so far (it may block); it is called by
 ///   `Logger::flush` and at shutdown.
+/// - Do not log from inside `log`: `tracing` drops events emitted on a thread that is
+///   already dispatching one, to prevent infinite recursion.
+/// - A panic inside `log` is caught and counted ([`crate::LogLayer::backend_panics`]); the
+///   other backends still receive the record.
 ///
 /// # Example
 ///
@@ -108,12 +112,20 @@ impl MemoryLogBackend {
 
     /// A copy of every record received so far.
     pub fn records(&self) -> Vec<CapturedRecord> {
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Removes and returns every record received so far.
     pub fn take(&self) -> Vec<CapturedRecord> {
-        std::mem::take(&mut *self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::mem::take(
+            &mut *self
+                .records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// How many times `flush` was called.
@@ -133,7 +145,10 @@ impl LogBackend for MemoryLogBackend {
             fields,
             service: record.resource.service.clone(),
         };
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(captured);
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(captured);
     }
 
     fn flush(&self) {

@@ -89,7 +89,10 @@ impl<B: MetricsBackend> BackendRecorder<B> {
 
     /// Wraps a shared `backend`.
     pub fn from_arc(backend: Arc<B>) -> Self {
-        BackendRecorder { registry: Registry::new(BackendStorage(backend.clone())), backend }
+        BackendRecorder {
+            registry: Registry::new(BackendStorage(backend.clone())),
+            backend,
+        }
     }
 
     /// The wrapped backend.
@@ -109,13 +112,16 @@ impl<B: MetricsBackend> Recorder for BackendRecorder<B> {
         self.backend.describe(key.as_str(), unit, &description);
     }
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        self.registry.get_or_create_counter(key, |h| Counter::from_arc(h.clone()))
+        self.registry
+            .get_or_create_counter(key, |h| Counter::from_arc(h.clone()))
     }
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        self.registry.get_or_create_gauge(key, |h| Gauge::from_arc(h.clone()))
+        self.registry
+            .get_or_create_gauge(key, |h| Gauge::from_arc(h.clone()))
     }
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        self.registry.get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+        self.registry
+            .get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
     }
 }
 
@@ -151,7 +157,10 @@ impl<B: MetricsBackend> SeriesHandle<B> {
         SeriesHandle {
             backend,
             name: key.name().into(),
-            tags: key.labels().map(|l| (l.key().into(), l.value().into())).collect(),
+            tags: key
+                .labels()
+                .map(|l| (l.key().into(), l.value().into()))
+                .collect(),
             state: AtomicU64::new(0),
         }
     }
@@ -164,10 +173,12 @@ impl<B: MetricsBackend> SeriesHandle<B> {
 
     fn update_gauge(&self, op: impl Fn(f64) -> f64) {
         let mut new = 0.0;
-        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
-            new = op(f64::from_bits(bits));
-            Some(new.to_bits())
-        });
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                new = op(f64::from_bits(bits));
+                Some(new.to_bits())
+            });
         self.with_tags(|tags| self.backend.gauge(&self.name, new, tags));
     }
 }
@@ -218,8 +229,10 @@ impl MetricsBackend for NoopMetricsBackend {
 pub type SeriesKey = (String, Vec<(String, String)>);
 
 fn series_key(name: &str, tags: &[(&str, &str)]) -> SeriesKey {
-    let mut tags: Vec<(String, String)> =
-        tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let mut tags: Vec<(String, String)> = tags
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     tags.sort();
     (name.to_owned(), tags)
 }
@@ -269,7 +282,11 @@ impl MemoryMetricsBackend {
 
     /// Every observation of the histogram, in order.
     pub fn histogram_values(&self, name: &str, tags: &[(&str, &str)]) -> Vec<f64> {
-        self.state().histograms.get(&series_key(name, tags)).cloned().unwrap_or_default()
+        self.state()
+            .histograms
+            .get(&series_key(name, tags))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The description given for `name`, if any.
@@ -279,22 +296,36 @@ impl MemoryMetricsBackend {
 
     /// Every counter series and its total.
     pub fn counters(&self) -> Vec<(SeriesKey, u64)> {
-        self.state().counters.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        self.state()
+            .counters
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 }
 
 impl MetricsBackend for MemoryMetricsBackend {
     fn increment(&self, name: &str, value: u64, tags: &[(&str, &str)]) {
-        *self.state().counters.entry(series_key(name, tags)).or_default() += value;
+        *self
+            .state()
+            .counters
+            .entry(series_key(name, tags))
+            .or_default() += value;
     }
     fn gauge(&self, name: &str, value: f64, tags: &[(&str, &str)]) {
         self.state().gauges.insert(series_key(name, tags), value);
     }
     fn histogram(&self, name: &str, value: f64, tags: &[(&str, &str)]) {
-        self.state().histograms.entry(series_key(name, tags)).or_default().push(value);
+        self.state()
+            .histograms
+            .entry(series_key(name, tags))
+            .or_default()
+            .push(value);
     }
     fn describe(&self, name: &str, unit: Option<Unit>, description: &str) {
-        self.state().descriptions.insert(name.to_owned(), (unit, description.to_owned()));
+        self.state()
+            .descriptions
+            .insert(name.to_owned(), (unit, description.to_owned()));
     }
 }
 
@@ -319,10 +350,22 @@ mod tests {
             metrics::histogram!("lat", "route" => "/a").record(1.5);
             metrics::histogram!("lat", "route" => "/a").record(2.5);
         });
-        assert_eq!(backend.counter("jobs.done", &[("queue", "email")]), Some(10));
-        assert_eq!(backend.gauge_value("users.online", &[("region", "eu")]), Some(6.0));
-        assert_eq!(backend.histogram_values("lat", &[("route", "/a")]), vec![1.5, 2.5]);
-        assert_eq!(backend.description("jobs.done"), Some((Some(Unit::Count), "Jobs done".into())));
+        assert_eq!(
+            backend.counter("jobs.done", &[("queue", "email")]),
+            Some(10)
+        );
+        assert_eq!(
+            backend.gauge_value("users.online", &[("region", "eu")]),
+            Some(6.0)
+        );
+        assert_eq!(
+            backend.histogram_values("lat", &[("route", "/a")]),
+            vec![1.5, 2.5]
+        );
+        assert_eq!(
+            backend.description("jobs.done"),
+            Some((Some(Unit::Count), "Jobs done".into()))
+        );
     }
 
     #[test]

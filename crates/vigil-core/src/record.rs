@@ -95,7 +95,9 @@ where
 /// Marker for the number and bool types whose references convert into a [`Value`].
 pub trait NumberLike {}
 macro_rules! number_like { ($($t:ty),*) => { $(impl NumberLike for $t {})* }; }
-number_like!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, bool);
+number_like!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, bool
+);
 
 /// A named field of a record.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,7 +111,10 @@ pub struct Field<'a> {
 impl<'a> Field<'a> {
     /// A field named `name` holding `value`.
     pub fn new(name: &'a str, value: impl Into<Value<'a>>) -> Self {
-        Field { name, value: value.into() }
+        Field {
+            name,
+            value: value.into(),
+        }
     }
 }
 
@@ -183,7 +188,10 @@ impl SpanFields {
 
     /// The value of field `name`, if recorded.
     pub fn get(&self, name: &str) -> Option<Value<'_>> {
-        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_value())
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_value())
     }
 }
 
@@ -246,11 +254,17 @@ mod tests {
     fn event_fields_hide_span_fields_and_inner_spans_hide_outer() {
         let outer = Arc::new(SpanFields {
             name: "outer",
-            fields: vec![("request_id", OwnedValue::Str("r-outer".into())), ("a", OwnedValue::I64(1))],
+            fields: vec![
+                ("request_id", OwnedValue::Str("r-outer".into())),
+                ("a", OwnedValue::I64(1)),
+            ],
         });
         let inner = Arc::new(SpanFields {
             name: "inner",
-            fields: vec![("request_id", OwnedValue::Str("r-inner".into())), ("b", OwnedValue::Bool(true))],
+            fields: vec![
+                ("request_id", OwnedValue::Str("r-inner".into())),
+                ("b", OwnedValue::Bool(true)),
+            ],
         });
         let resource = Resource::new("svc", "test");
         let fields = [Field::new("a", 7u8), Field::new("msg_id", "x")];
@@ -278,6 +292,9 @@ mod tests {
         assert_eq!(Value::from(&5u32), Value::U64(5));
         assert_eq!(Value::from(-5i32), Value::I64(-5));
         assert_eq!(Value::from(1.5f32), Value::F64(1.5));
-        assert_eq!(OwnedValue::from(Value::Str("y")).as_value(), Value::Str("y"));
+        assert_eq!(
+            OwnedValue::from(Value::Str("y")).as_value(),
+            Value::Str("y")
+        );
     }
 }

@@ -127,12 +127,20 @@ impl QueuedWriter {
             .name(format!("vigil-{name}-writer"))
             .spawn(move || write_loop(name, destination, &thread_shared))?;
         let thread = handle.thread().clone();
-        Ok(QueuedWriter { name, shared, thread, handle: Mutex::new(Some(handle)) })
+        Ok(QueuedWriter {
+            name,
+            shared,
+            thread,
+            handle: Mutex::new(Some(handle)),
+        })
     }
 
     /// An empty buffer to format a line into: a recycled one when available.
     pub fn buffer(&self) -> Vec<u8> {
-        self.shared.pool.pop().unwrap_or_else(|| Vec::with_capacity(256))
+        self.shared
+            .pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(256))
     }
 
     /// Queues one line (which should end in `\n`). Returns `false` if it was dropped because
@@ -183,7 +191,11 @@ impl QueuedWriter {
     }
 
     fn is_stopped(&self) -> bool {
-        self.handle.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_none_or(JoinHandle::is_finished)
+        self.handle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(JoinHandle::is_finished)
     }
 
     /// The writer's counters.
@@ -206,7 +218,12 @@ impl Drop for QueuedWriter {
             std::thread::sleep(FIRST_NAP);
         }
         self.wake();
-        if let Some(handle) = self.handle.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(handle) = self
+            .handle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             let _ = handle.join();
         }
     }
@@ -219,7 +236,10 @@ struct Batch {
 }
 
 fn write_loop<W: Write>(name: &'static str, mut destination: W, shared: &Shared) {
-    let mut batch = Batch { bytes: Vec::with_capacity(BATCH_BYTES), lines: 0 };
+    let mut batch = Batch {
+        bytes: Vec::with_capacity(BATCH_BYTES),
+        lines: 0,
+    };
     let mut nap = FIRST_NAP;
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -264,9 +284,17 @@ fn write_loop<W: Write>(name: &'static str, mut destination: W, shared: &Shared)
     write_batch(name, &mut destination, &mut batch, &shared.stats, true);
 }
 
-fn write_batch<W: Write>(name: &'static str, destination: &mut W, batch: &mut Batch, stats: &WriterStats, flush: bool) {
+fn write_batch<W: Write>(
+    name: &'static str,
+    destination: &mut W,
+    batch: &mut Batch,
+    stats: &WriterStats,
+    flush: bool,
+) {
     if batch.lines > 0 {
-        let result = destination.write_all(&batch.bytes).and_then(|()| destination.flush());
+        let result = destination
+            .write_all(&batch.bytes)
+            .and_then(|()| destination.flush());
         if result.is_ok() {
             stats.written.fetch_add(batch.lines, Ordering::Relaxed);
         } else {

@@ -112,7 +112,9 @@ impl ConsoleBuilder {
     /// Applies the `log` section of the configuration (format, colour, queue capacity).
     #[must_use]
     pub fn config(self, config: &LogConfig) -> Self {
-        self.format(config.format.into()).color(config.color).queue_capacity(config.queue_capacity.0)
+        self.format(config.format.into())
+            .color(config.color)
+            .queue_capacity(config.queue_capacity.0)
     }
 
     /// Starts the writer thread.
@@ -121,15 +123,21 @@ impl ConsoleBuilder {
     ///
     /// When the writer thread cannot be spawned.
     pub fn build(self) -> io::Result<ConsoleBackend> {
-        let (destination, is_terminal): (Box<dyn Write + Send>, bool) =
-            self.destination.unwrap_or_else(|| (Box::new(io::stdout()), io::stdout().is_terminal()));
+        let (destination, is_terminal): (Box<dyn Write + Send>, bool) = self
+            .destination
+            .unwrap_or_else(|| (Box::new(io::stdout()), io::stdout().is_terminal()));
         let colors = match self.color {
             ColorMode::Always => Colors::On,
             ColorMode::Auto if is_terminal && std::env::var_os("NO_COLOR").is_none() => Colors::On,
             ColorMode::Auto | ColorMode::Never => Colors::Off,
         };
         let writer = QueuedWriter::spawn("console", destination, self.queue_capacity)?;
-        Ok(ConsoleBackend { writer, format: self.format, colors, min_level: self.min_level })
+        Ok(ConsoleBackend {
+            writer,
+            format: self.format,
+            colors,
+            min_level: self.min_level,
+        })
     }
 }
 

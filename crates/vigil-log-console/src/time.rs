@@ -55,7 +55,10 @@ mod tests {
 
     fn fmt(secs: u64, micros: u32) -> String {
         let mut v = Vec::new();
-        write_rfc3339(&mut v, UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)));
+        write_rfc3339(
+            &mut v,
+            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)),
+        );
         String::from_utf8(v).unwrap()
     }
 

@@ -10,7 +10,9 @@ use metrics::{
     Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Label, Metadata, Recorder,
     SharedString, Unit,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use vigil_core::catalogue;
 
 use crate::PrometheusError;
@@ -27,8 +29,9 @@ pub const DEFAULT_MAX_METRIC_NAMES: usize = 10_000;
 
 /// Bucket upper bounds for histograms exported in seconds (durations recorded in
 /// milliseconds, microseconds or nanoseconds): 1 ms to 10 s.
-pub const DURATION_BUCKETS_SECONDS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// Configures a [`PrometheusBackend`].
 #[derive(Debug, Clone)]
@@ -80,7 +83,10 @@ impl PrometheusBackendBuilder {
     ///
     /// When `buckets` is empty, not increasing, or not finite.
     pub fn buckets(mut self, buckets: &[f64]) -> Result<Self, PrometheusError> {
-        if buckets.is_empty() || buckets.iter().any(|b| !b.is_finite()) || buckets.windows(2).any(|w| w[0] >= w[1]) {
+        if buckets.is_empty()
+            || buckets.iter().any(|b| !b.is_finite())
+            || buckets.windows(2).any(|w| w[0] >= w[1])
+        {
             return Err(PrometheusError::Buckets(buckets.to_vec()));
         }
         self.buckets = buckets.to_vec();
@@ -97,7 +103,10 @@ impl PrometheusBackendBuilder {
             .with_recommended_naming(true)
             .set_buckets(&self.buckets)
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), DURATION_BUCKETS_SECONDS)
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".to_owned()),
+                DURATION_BUCKETS_SECONDS,
+            )
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?;
         for (k, v) in &self.global_labels {
             builder = builder.add_global_label(k, v);
@@ -224,8 +233,11 @@ impl std::fmt::Debug for PrometheusBackend {
 
 /// The result of resolving a key against the limits.
 enum Resolved {
-    /// Export under this key, scaling values by `scale`.
-    Export { key: Key, scale: Option<f64> },
+    /// Export under this key (`None`: the key as given), scaling values by `scale`.
+    Export {
+        key: Option<Key>,
+        scale: Option<f64>,
+    },
     /// Too many metric names: not exported.
     Dropped,
 }
@@ -252,18 +264,27 @@ impl PrometheusBackend {
     }
 
     fn names_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, NameState>> {
-        self.inner.names.read().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn names_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, NameState>> {
-        self.inner.names.write().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .names
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn new_state(name: &str, kind: Kind, unit: Option<Unit>) -> (NameState, Option<Unit>) {
         let (exported_unit, scale) = base_unit(unit);
         // Counters hold integers: they keep their values and lose a non-base unit.
-        let (exported_unit, scale) =
-            if kind == Kind::Counter && scale.is_some() { (None, None) } else { (exported_unit, scale) };
+        let (exported_unit, scale) = if kind == Kind::Counter && scale.is_some() {
+            (None, None)
+        } else {
+            (exported_unit, scale)
+        };
         let mut export = match kind {
             Kind::Counter => name
                 .strip_suffix(".count")
@@ -276,7 +297,12 @@ impl PrometheusBackend {
         if exported_unit == Some(Unit::Seconds) && !export.ends_with("seconds") {
             export.push_str("_seconds");
         }
-        let state = NameState { export_name: KeyName::from(export), scale, series: HashSet::new(), warned: false };
+        let state = NameState {
+            export_name: KeyName::from(export),
+            scale,
+            series: HashSet::new(),
+            warned: false,
+        };
         (state, exported_unit)
     }
 
@@ -319,7 +345,10 @@ impl PrometheusBackend {
             if let Some(state) = names.get(name)
                 && state.series.contains(&hash)
             {
-                return Resolved::Export { key: Self::export_key(state, key, false), scale: state.scale };
+                return Resolved::Export {
+                    key: Self::export_key(state, key, false),
+                    scale: state.scale,
+                };
             }
         }
         let mut names = self.names_write();
@@ -333,16 +362,29 @@ impl PrometheusBackend {
             let export_name = state.export_name.clone();
             names.insert(name.to_owned(), state);
             // Undescribed metrics still get HELP text, so `promtool check metrics` accepts them.
-            self.describe_inner(kind, export_name, unit, format!("{name} (no description was given before first use)").into());
+            self.describe_inner(
+                kind,
+                export_name,
+                unit,
+                format!("{name} (no description was given before first use)").into(),
+            );
         }
         let limit = self.inner.max_series_per_metric;
-        let state = names.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"));
+        let state = names
+            .get_mut(name)
+            .unwrap_or_else(|| unreachable!("inserted above"));
         if state.series.contains(&hash) || state.series.len() < limit {
             state.series.insert(hash);
-            return Resolved::Export { key: Self::export_key(state, key, false), scale: state.scale };
+            return Resolved::Export {
+                key: Self::export_key(state, key, false),
+                scale: state.scale,
+            };
         }
         let first_overflow = !std::mem::replace(&mut state.warned, true);
-        let resolved = Resolved::Export { key: Self::export_key(state, key, true), scale: state.scale };
+        let resolved = Resolved::Export {
+            key: Self::export_key(state, key, true),
+            scale: state.scale,
+        };
         drop(names);
         if first_overflow {
             tracing::warn!(
@@ -355,19 +397,29 @@ impl PrometheusBackend {
         resolved
     }
 
-    fn export_key(state: &NameState, key: &Key, overflow: bool) -> Key {
+    /// The key to hand the exporter, or `None` when the given key can be used as it is.
+    fn export_key(state: &NameState, key: &Key, overflow: bool) -> Option<Key> {
         if overflow {
-            let labels: Vec<Label> = key.labels().map(|l| Label::new(l.key().to_owned(), OVERFLOW_LABEL_VALUE)).collect();
-            Key::from_parts(state.export_name.clone(), labels)
+            let labels: Vec<Label> = key
+                .labels()
+                .map(|l| Label::new(l.key().to_owned(), OVERFLOW_LABEL_VALUE))
+                .collect();
+            Some(Key::from_parts(state.export_name.clone(), labels))
         } else if state.export_name.as_str() == key.name() {
-            key.clone()
+            None
         } else {
-            Key::from_parts(state.export_name.clone(), key.labels().cloned().collect::<Vec<_>>())
+            Some(Key::from_parts(
+                state.export_name.clone(),
+                key.labels().cloned().collect::<Vec<_>>(),
+            ))
         }
     }
 
     fn count_overflow(&self, metric: &str) {
-        let key = Key::from_parts(catalogue::VIGIL_METRICS_OVERFLOW.name, vec![Label::new("metric", metric.to_owned())]);
+        let key = Key::from_parts(
+            catalogue::VIGIL_METRICS_OVERFLOW.name,
+            vec![Label::new("metric", metric.to_owned())],
+        );
         if metric != catalogue::VIGIL_METRICS_OVERFLOW.name {
             self.register_counter(&key, &METADATA).increment(1);
         }
@@ -381,17 +433,26 @@ impl PrometheusBackend {
                 "too many metric names; new metric names are not exported"
             );
         }
-        let key = Key::from_parts(catalogue::VIGIL_METRICS_OVERFLOW.name, vec![Label::new("metric", TOO_MANY_METRICS)]);
+        let key = Key::from_parts(
+            catalogue::VIGIL_METRICS_OVERFLOW.name,
+            vec![Label::new("metric", TOO_MANY_METRICS)],
+        );
         let mut names = self.names_write();
         // The overflow counter itself is always allowed.
         if !names.contains_key(catalogue::VIGIL_METRICS_OVERFLOW.name) {
-            let (state, _) = Self::new_state(catalogue::VIGIL_METRICS_OVERFLOW.name, Kind::Counter, None);
+            let (state, _) =
+                Self::new_state(catalogue::VIGIL_METRICS_OVERFLOW.name, Kind::Counter, None);
             names.insert(catalogue::VIGIL_METRICS_OVERFLOW.name.to_owned(), state);
         }
-        let state = names.get(catalogue::VIGIL_METRICS_OVERFLOW.name).unwrap_or_else(|| unreachable!("inserted above"));
-        let export = Self::export_key(state, &key, false);
+        let state = names
+            .get(catalogue::VIGIL_METRICS_OVERFLOW.name)
+            .unwrap_or_else(|| unreachable!("inserted above"));
+        let export = Self::export_key(state, &key, false).unwrap_or(key);
         drop(names);
-        self.inner.recorder.register_counter(&export, &METADATA).increment(1);
+        self.inner
+            .recorder
+            .register_counter(&export, &METADATA)
+            .increment(1);
     }
 }
 
@@ -412,18 +473,27 @@ impl Recorder for PrometheusBackend {
 
     fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
         match self.resolve(key, Kind::Counter) {
-            Resolved::Export { key, .. } => self.inner.recorder.register_counter(&key, metadata),
+            Resolved::Export { key: export, .. } => self
+                .inner
+                .recorder
+                .register_counter(export.as_ref().unwrap_or(key), metadata),
             Resolved::Dropped => Counter::noop(),
         }
     }
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
         match self.resolve(key, Kind::Gauge) {
-            Resolved::Export { key, scale } => {
-                let gauge = self.inner.recorder.register_gauge(&key, metadata);
+            Resolved::Export { key: export, scale } => {
+                let gauge = self
+                    .inner
+                    .recorder
+                    .register_gauge(export.as_ref().unwrap_or(key), metadata);
                 match scale {
                     None => gauge,
-                    Some(scale) => Gauge::from_arc(Arc::new(Scaled { inner: gauge, scale })),
+                    Some(scale) => Gauge::from_arc(Arc::new(Scaled {
+                        inner: gauge,
+                        scale,
+                    })),
                 }
             }
             Resolved::Dropped => Gauge::noop(),
@@ -432,11 +502,17 @@ impl Recorder for PrometheusBackend {
 
     fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
         match self.resolve(key, Kind::Histogram) {
-            Resolved::Export { key, scale } => {
-                let histogram = self.inner.recorder.register_histogram(&key, metadata);
+            Resolved::Export { key: export, scale } => {
+                let histogram = self
+                    .inner
+                    .recorder
+                    .register_histogram(export.as_ref().unwrap_or(key), metadata);
                 match scale {
                     None => histogram,
-                    Some(scale) => Histogram::from_arc(Arc::new(Scaled { inner: histogram, scale })),
+                    Some(scale) => Histogram::from_arc(Arc::new(Scaled {
+                        inner: histogram,
+                        scale,
+                    })),
                 }
             }
             Resolved::Dropped => Histogram::noop(),

@@ -53,10 +53,16 @@ impl MetricsServer {
     /// [`PrometheusError::Resolve`] when `host` does not resolve, [`PrometheusError::Bind`]
     /// when no resolved address can be bound (the port is taken, or the address is not
     /// local), [`PrometheusError::Runtime`] when the server thread cannot start.
-    pub fn start(backend: PrometheusBackend, host: &str, port: u16) -> Result<Self, PrometheusError> {
+    pub fn start(
+        backend: PrometheusBackend,
+        host: &str,
+        port: u16,
+    ) -> Result<Self, PrometheusError> {
         let listener = bind(host, port)?;
         let local_addr = listener.local_addr().map_err(PrometheusError::Runtime)?;
-        listener.set_nonblocking(true).map_err(PrometheusError::Runtime)?;
+        listener
+            .set_nonblocking(true)
+            .map_err(PrometheusError::Runtime)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -67,7 +73,11 @@ impl MetricsServer {
             .name("vigil-metrics-server".to_owned())
             .spawn(move || runtime.block_on(serve(listener, backend, stopped)))
             .map_err(PrometheusError::Runtime)?;
-        Ok(MetricsServer { local_addr, stop, thread: Mutex::new(Some(thread)) })
+        Ok(MetricsServer {
+            local_addr,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// The address the endpoint listens on.
@@ -78,7 +88,12 @@ impl MetricsServer {
     /// Stops accepting scrapes and waits for the server thread to end.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(thread) = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             let _ = thread.join();
         }
     }
@@ -93,7 +108,10 @@ impl Drop for MetricsServer {
 fn bind(host: &str, port: u16) -> Result<TcpListener, PrometheusError> {
     let mut addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|source| PrometheusError::Resolve { host: host.to_owned(), source })?
+        .map_err(|source| PrometheusError::Resolve {
+            host: host.to_owned(),
+            source,
+        })?
         .collect();
     // Prefer IPv4 for `localhost`, which most scrapers use.
     addrs.sort_by_key(SocketAddr::is_ipv6);
@@ -105,7 +123,10 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, PrometheusError> {
         }
     }
     match last {
-        Some((addr, source)) => Err(PrometheusError::Bind { addr: *addr, source }),
+        Some((addr, source)) => Err(PrometheusError::Bind {
+            addr: *addr,
+            source,
+        }),
         None => Err(PrometheusError::Resolve {
             host: host.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
@@ -113,7 +134,11 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, PrometheusError> {
     }
 }
 
-async fn serve(listener: TcpListener, backend: PrometheusBackend, mut stopped: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    backend: PrometheusBackend,
+    mut stopped: watch::Receiver<bool>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(error) => {
@@ -166,12 +191,19 @@ fn respond(backend: &PrometheusBackend, req: &Request<Incoming>) -> Response<Ful
             } else {
                 Bytes::from(body)
             }));
-            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
             response
         }
         _ => {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            let mut response = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed: use GET\n",
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             response
         }
     }
@@ -180,6 +212,9 @@ fn respond(backend: &PrometheusBackend, req: &Request<Incoming>) -> Response<Ful
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }

@@ -10,13 +10,20 @@ use std::process::{Command, Stdio};
 /// One HTTP/1.1 request; returns (status, headers, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8(raw).expect("utf-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("header end");
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -47,7 +54,10 @@ pub struct Sample {
 
 impl Sample {
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -59,10 +69,15 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let name_end = line.find(|c: char| c == '{' || c == ' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("no value: {line}"));
         let name = &line[..name_end];
         assert!(
-            name.chars().enumerate().all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())),
+            name.chars().enumerate().all(|(i, c)| c == '_'
+                || c == ':'
+                || c.is_ascii_alphabetic()
+                || (i > 0 && c.is_ascii_digit())),
             "bad metric name in {line}"
         );
         let mut rest = &line[name_end..];
@@ -74,14 +89,23 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
                     rest = r;
                     break;
                 }
-                let eq = rest.find('=').unwrap_or_else(|| panic!("label without = in {line}"));
+                let eq = rest
+                    .find('=')
+                    .unwrap_or_else(|| panic!("label without = in {line}"));
                 let key = rest[..eq].to_owned();
-                assert!(key.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()), "bad label name in {line}");
-                rest = rest[eq + 1..].strip_prefix('"').unwrap_or_else(|| panic!("unquoted label in {line}"));
+                assert!(
+                    key.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()),
+                    "bad label name in {line}"
+                );
+                rest = rest[eq + 1..]
+                    .strip_prefix('"')
+                    .unwrap_or_else(|| panic!("unquoted label in {line}"));
                 let mut value = String::new();
                 let mut chars = rest.char_indices();
                 let end = loop {
-                    let (i, c) = chars.next().unwrap_or_else(|| panic!("unterminated label value in {line}"));
+                    let (i, c) = chars
+                        .next()
+                        .unwrap_or_else(|| panic!("unterminated label value in {line}"));
                     match c {
                         '"' => break i,
                         '\\' => match chars.next().map(|(_, c)| c) {
@@ -106,7 +130,11 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
             "NaN" => f64::NAN,
             v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
         };
-        samples.push(Sample { name: name.to_owned(), labels, value });
+        samples.push(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        });
     }
     samples
 }
@@ -124,12 +152,20 @@ pub fn promtool_check(text: &str) -> Option<String> {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            assert!(std::env::var_os("VIGIL_REQUIRE_PROMTOOL").is_none(), "promtool is required but failed to start: {e}");
+            assert!(
+                std::env::var_os("VIGIL_REQUIRE_PROMTOOL").is_none(),
+                "promtool is required but failed to start: {e}"
+            );
             eprintln!("promtool not installed: skipping the lint (cargo xtask ci installs it)");
             return None;
         }
     };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
     all.push_str(&String::from_utf8_lossy(&out.stderr));

@@ -1,0 +1,43 @@
+//! The umbrella crate's error.
+
+/// Why [`crate::init`] or [`crate::VigilBuilder::install`] failed. Every message is one line
+/// naming what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is wrong or missing.
+    #[error(transparent)]
+    Config(#[from] vigil_core::ConfigError),
+    /// The Prometheus backend could not start (for example: the port is taken).
+    #[cfg(feature = "prometheus")]
+    #[error(transparent)]
+    Prometheus(#[from] vigil_metrics_prometheus::PrometheusError),
+    /// A configured backend was compiled out.
+    #[error(
+        "the {backend} backend is configured but vigil was built without its `{feature}` feature"
+    )]
+    FeatureDisabled {
+        /// The backend's name.
+        backend: &'static str,
+        /// The Cargo feature to enable.
+        feature: &'static str,
+    },
+    /// A configured backend does not exist in this release.
+    #[error("the {backend} backend is configured but is not part of this release of vigil")]
+    NotInThisRelease {
+        /// The backend's name.
+        backend: &'static str,
+    },
+    /// Another `tracing` subscriber is already the global default.
+    #[error(
+        "a global tracing subscriber is already installed; call vigil::init once, before any other subscriber"
+    )]
+    SubscriberAlreadySet,
+    /// Another `metrics` recorder is already installed.
+    #[error(
+        "a global metrics recorder is already installed; call vigil::init once, before any other recorder"
+    )]
+    RecorderAlreadySet,
+    /// A background thread could not be started.
+    #[error("cannot start a vigil background thread: {0}")]
+    Thread(#[from] std::io::Error),
+}

@@ -1,0 +1,326 @@
+//! `vigil::init`, the builder behind it, and the guard that flushes on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use metrics::Recorder;
+use metrics_util::layers::FanoutBuilder;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::prelude::*;
+use vigil_core::config::{LoggerBackendKind, MetricsBackendKind};
+use vigil_core::{BackendRecorder, Config, LogBackend, LogLayer, MetricsBackend};
+
+use crate::{Error, facade_logger, facade_metrics};
+
+/// How long dropping the [`Guard`] waits for backends to flush.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the configuration (defaults, `vigil.toml` or `VIGIL_CONFIG`, environment) and
+/// installs everything it names: the log backends behind one `tracing` subscriber, the
+/// metrics backends behind the global `metrics` recorder, and their servers.
+///
+/// Keep the returned [`Guard`] alive for the life of the program; dropping it, or calling
+/// [`Guard::shutdown`], flushes every backend.
+///
+/// ```no_run
+/// let _vigil = match vigil::init() {
+///     Ok(guard) => guard,
+///     Err(error) => {
+///         eprintln!("error: {error}");
+///         std::process::exit(2);
+///     }
+/// };
+/// vigil::Logger::info("started", vigil::fields!(version = "1.0.0"));
+/// ```
+///
+/// # Errors
+///
+/// A bad configuration value, a taken port, a backend compiled out, or a `tracing`
+/// subscriber or `metrics` recorder installed before.
+pub fn init() -> Result<Guard, Error> {
+    Vigil::builder().install()
+}
+
+/// Entry point for configuring Vigil in code.
+#[derive(Debug, Clone, Copy)]
+pub struct Vigil;
+
+impl Vigil {
+    /// A builder that loads the configuration from the environment and file unless
+    /// [`VigilBuilder::config`] is given.
+    pub fn builder() -> VigilBuilder {
+        VigilBuilder::default()
+    }
+}
+
+/// Configures what [`VigilBuilder::install`] installs: the configuration, plus custom
+/// backends added in code.
+///
+/// ```no_run
+/// use vigil::{MemoryLogBackend, MemoryMetricsBackend, Vigil};
+///
+/// let guard = Vigil::builder()
+///     .log_backend(MemoryLogBackend::new())
+///     .metrics_backend(MemoryMetricsBackend::new())
+///     .install()
+///     .expect("vigil");
+/// ```
+#[derive(Default)]
+pub struct VigilBuilder {
+    config: Option<Config>,
+    log_backends: Vec<Arc<dyn LogBackend>>,
+    recorders: Vec<Box<dyn Recorder + Send + Sync>>,
+}
+
+impl std::fmt::Debug for VigilBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VigilBuilder")
+            .field("config", &self.config)
+            .field("log_backends", &self.log_backends.len())
+            .field("recorders", &self.recorders.len())
+            .finish()
+    }
+}
+
+impl VigilBuilder {
+    /// Uses `config` instead of loading it.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Adds a custom log backend, beside the configured ones.
+    #[must_use]
+    pub fn log_backend(mut self, backend: impl LogBackend) -> Self {
+        self.log_backends.push(Arc::new(backend));
+        self
+    }
+
+    /// Adds a shared custom log backend.
+    #[must_use]
+    pub fn log_backend_arc(mut self, backend: Arc<dyn LogBackend>) -> Self {
+        self.log_backends.push(backend);
+        self
+    }
+
+    /// Adds a custom metrics backend (the seed's `Metrics` behaviour), beside the configured
+    /// ones.
+    #[must_use]
+    pub fn metrics_backend(mut self, backend: impl MetricsBackend) -> Self {
+        self.recorders.push(Box::new(BackendRecorder::new(backend)));
+        self
+    }
+
+    /// Adds any `metrics` recorder, beside the configured ones.
+    #[must_use]
+    pub fn recorder(mut self, recorder: impl Recorder + Send + Sync + 'static) -> Self {
+        self.recorders.push(Box::new(recorder));
+        self
+    }
+
+    /// Installs everything. See [`init`].
+    ///
+    /// # Errors
+    ///
+    /// As [`init`].
+    pub fn install(self) -> Result<Guard, Error> {
+        let config = match self.config {
+            Some(c) => c,
+            None => Config::load()?,
+        };
+        let resource = config.resource();
+        let mut guard = Guard::default();
+
+        // Logs.
+        let mut log_backends: Vec<Arc<dyn LogBackend>> = Vec::new();
+        for kind in &config.logger_backends {
+            match kind {
+                LoggerBackendKind::Console => log_backends.push(console_backend(&config)?),
+                LoggerBackendKind::Datadog => {
+                    return Err(Error::NotInThisRelease {
+                        backend: "datadog logger",
+                    });
+                }
+            }
+        }
+        log_backends.extend(self.log_backends);
+
+        // Metrics.
+        let mut recorders = self.recorders;
+        for kind in &config.metrics_backends {
+            match kind {
+                MetricsBackendKind::Prometheus => {
+                    let (recorder, server) = prometheus_backend(&config)?;
+                    recorders.push(recorder);
+                    guard.metrics_server = server;
+                }
+                MetricsBackendKind::Dogstatsd => {
+                    return Err(Error::NotInThisRelease {
+                        backend: "dogstatsd metrics",
+                    });
+                }
+            }
+        }
+
+        let mut layer = LogLayer::new(resource);
+        for b in &log_backends {
+            layer = layer.with_backend(b.clone());
+        }
+        let level = config.log.level;
+        let subscriber = tracing_subscriber::registry().with(layer.with_filter(level.to_filter()));
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|_| Error::SubscriberAlreadySet)?;
+        // Records of the `log` crate join the same pipeline; another logger may own it already.
+        let _ = tracing_log::LogTracer::builder()
+            .with_max_level(log_level_filter(level))
+            .init();
+
+        let recorder: Box<dyn Recorder + Sync> = match recorders.len() {
+            1 => recorders
+                .pop()
+                .unwrap_or_else(|| unreachable!("one recorder")),
+            _ => Box::new(
+                recorders
+                    .into_iter()
+                    .fold(FanoutBuilder::default(), FanoutBuilder::add_recorder)
+                    .build(),
+            ),
+        };
+        metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadySet)?;
+        facade_metrics::remember_global_recorder();
+        vigil_core::catalogue::describe_all();
+
+        facade_logger::remember_backends(log_backends.clone());
+        guard.log_backends = log_backends;
+        Ok(guard)
+    }
+}
+
+fn log_level_filter(level: vigil_core::Level) -> tracing_log::log::LevelFilter {
+    use tracing_log::log::LevelFilter;
+    match level {
+        vigil_core::Level::Trace => LevelFilter::Trace,
+        vigil_core::Level::Debug => LevelFilter::Debug,
+        vigil_core::Level::Info => LevelFilter::Info,
+        vigil_core::Level::Warning => LevelFilter::Warn,
+        vigil_core::Level::Error => LevelFilter::Error,
+    }
+}
+
+#[cfg(feature = "console")]
+fn console_backend(config: &Config) -> Result<Arc<dyn LogBackend>, Error> {
+    Ok(Arc::new(
+        vigil_log_console::ConsoleBackend::builder()
+            .config(&config.log)
+            .build()?,
+    ))
+}
+
+#[cfg(not(feature = "console"))]
+fn console_backend(_config: &Config) -> Result<Arc<dyn LogBackend>, Error> {
+    Err(Error::FeatureDisabled {
+        backend: "console logger",
+        feature: "console",
+    })
+}
+
+#[cfg(feature = "prometheus")]
+type MetricsServer = vigil_metrics_prometheus::MetricsServer;
+#[cfg(not(feature = "prometheus"))]
+type MetricsServer = std::convert::Infallible;
+
+#[cfg(feature = "prometheus")]
+fn prometheus_backend(
+    config: &Config,
+) -> Result<(Box<dyn Recorder + Send + Sync>, Option<MetricsServer>), Error> {
+    let p = &config.prometheus;
+    let backend = vigil_metrics_prometheus::PrometheusBackend::builder()
+        .global_label("service", &config.service)
+        .global_label("environment", &config.environment)
+        .max_series_per_metric(p.max_series_per_metric.0)
+        .build()?;
+    let server =
+        vigil_metrics_prometheus::MetricsServer::start(backend.clone(), &p.host, p.port.0)?;
+    Ok((Box::new(backend), Some(server)))
+}
+
+#[cfg(not(feature = "prometheus"))]
+fn prometheus_backend(
+    _config: &Config,
+) -> Result<(Box<dyn Recorder + Send + Sync>, Option<MetricsServer>), Error> {
+    Err(Error::FeatureDisabled {
+        backend: "prometheus metrics",
+        feature: "prometheus",
+    })
+}
+
+/// Keeps Vigil running. Dropping it, or calling [`shutdown`](Self::shutdown), flushes every
+/// log backend and stops the metrics endpoint.
+#[must_use = "dropping the guard shuts Vigil down"]
+#[derive(Default)]
+pub struct Guard {
+    log_backends: Vec<Arc<dyn LogBackend>>,
+    metrics_server: Option<MetricsServer>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("log_backends", &self.log_backends.len())
+            .field("metrics_addr", &self.metrics_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// The address the Prometheus endpoint listens on, when it runs.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        #[cfg(feature = "prometheus")]
+        {
+            self.metrics_server.as_ref().map(MetricsServer::local_addr)
+        }
+        #[cfg(not(feature = "prometheus"))]
+        {
+            None
+        }
+    }
+
+    /// Flushes every log backend, waiting at most `timeout`, then stops the metrics endpoint.
+    /// Returns `true` when everything was flushed in time.
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        self.shutdown_inner(timeout)
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> bool {
+        if std::mem::replace(&mut self.done, true) {
+            return true;
+        }
+        let backends = self.log_backends.clone();
+        let (tx, rx) = mpsc::channel();
+        // Flush on a helper thread so a stuck destination cannot hold shutdown past `timeout`.
+        let flushed = std::thread::Builder::new()
+            .name("vigil-shutdown".to_owned())
+            .spawn(move || {
+                for b in &backends {
+                    b.flush();
+                }
+                let _ = tx.send(());
+            })
+            .is_ok_and(|_| rx.recv_timeout(timeout).is_ok());
+        #[cfg(feature = "prometheus")]
+        if let Some(server) = self.metrics_server.take() {
+            server.shutdown();
+        }
+        flushed
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.shutdown_inner(DEFAULT_SHUTDOWN_TIMEOUT);
+    }
+}
