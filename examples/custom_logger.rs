@@ -81,10 +81,9 @@ impl LogBackend for FileLogger {
 }
 
 fn main() -> anyhow::Result<()> {
-    let path = std::env::args().nth(1).map_or_else(
-        || std::env::temp_dir().join("vigil-custom-logger.log"),
-        PathBuf::from,
-    );
+    let path = std::env::args()
+        .nth(1)
+        .map_or_else(|| std::env::temp_dir().join("vigil-custom-logger.log"), PathBuf::from);
     let file_logger = FileLogger::open(&path)?;
 
     // No console and no Prometheus here: just the custom backend.
@@ -92,10 +91,7 @@ fn main() -> anyhow::Result<()> {
     config.logger_backends.clear();
     config.metrics_backends.clear();
     config.log.level = Level::Debug;
-    let guard = Vigil::builder()
-        .config(config)
-        .log_backend(file_logger)
-        .install()?;
+    let guard = Vigil::builder().config(config).log_backend(file_logger).install()?;
 
     Logger::info("User logged in", fields!(user_id = 42));
     Logger::debug("below the file logger's own minimum level", fields!());

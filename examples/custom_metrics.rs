@@ -82,10 +82,7 @@ fn main() -> anyhow::Result<()> {
     let mut config = Config::load()?;
     config.logger_backends.clear();
     config.metrics_backends.clear();
-    let guard = Vigil::builder()
-        .config(config)
-        .metrics_backend(backend)
-        .install()?;
+    let guard = Vigil::builder().config(config).metrics_backend(backend).install()?;
 
     Metrics::increment("comments.created", 1, &[("region", "us-east")]);
     Metrics::gauge("users.online", 42.0, &[("region", "us-east")]);

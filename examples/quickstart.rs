@@ -55,11 +55,7 @@ async fn main() -> anyhow::Result<()> {
                 fields!(user_id = user_id, comment_id = n, video_id = "v-1"),
             );
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-            Metrics::histogram(
-                "request.duration",
-                elapsed_ms,
-                &[("route", "/api/comments")],
-            );
+            Metrics::histogram("request.duration", elapsed_ms, &[("route", "/api/comments")]);
         }
         online
     };

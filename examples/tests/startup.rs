@@ -7,11 +7,7 @@ use std::process::Command;
 fn quickstart() -> PathBuf {
     // Integration tests live in target/<profile>/deps; examples in target/<profile>/examples.
     let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples");
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().join("examples");
     let path = dir.join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
@@ -109,16 +105,9 @@ fn a_clean_run_exits_zero_and_flushes_its_logs() {
         .unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let login = lines
         .iter()
         .find(|l| l["message"] == "User logged in")

@@ -168,18 +168,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_tags_bounded() {
         for (i, a) in ALL.iter().enumerate() {
-            assert!(
-                ALL[i + 1..].iter().all(|b| b.name != a.name),
-                "{} twice",
-                a.name
-            );
+            assert!(ALL[i + 1..].iter().all(|b| b.name != a.name), "{} twice", a.name);
             assert!(!a.help.is_empty());
             assert!(a.tags.len() <= 4);
         }
-        assert_eq!(
-            find("websocket.messages").unwrap().kind,
-            MetricKind::Counter
-        );
+        assert_eq!(find("websocket.messages").unwrap().kind, MetricKind::Counter);
         assert!(DURATION_BUCKETS_MS.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -184,11 +184,7 @@ impl Setting for MetricsBackendKind {
 /// `Console`, `console` and the seed's `RealtimeServer.Observability.Loggers.Console` all name
 /// the console backend: the last path segment, lower-cased.
 fn backend_word(s: &str) -> String {
-    s.trim()
-        .rsplit(['.', ':'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
+    s.trim().rsplit(['.', ':']).next().unwrap_or("").to_ascii_lowercase()
 }
 
 impl Setting for bool {
@@ -623,9 +619,7 @@ impl Config {
             message,
         };
         if required && !path.is_file() {
-            return Err(file_error(
-                "no such file (named by VIGIL_CONFIG)".to_owned(),
-            ));
+            return Err(file_error("no such file (named by VIGIL_CONFIG)".to_owned()));
         }
         let built = config::Config::builder()
             .add_source(
@@ -635,9 +629,7 @@ impl Config {
             )
             .build()
             .map_err(|e| file_error(e.to_string()))?;
-        built
-            .try_deserialize::<Config>()
-            .map_err(|e| file_error(e.to_string()))
+        built.try_deserialize::<Config>().map_err(|e| file_error(e.to_string()))
     }
 
     /// Parses TOML text over the defaults (for tests and embedded configs).
@@ -672,9 +664,7 @@ impl Config {
                 "LOG_QUEUE_CAPACITY" => self.log.queue_capacity = parse(name, &value)?,
                 "PROMETHEUS_HOST" => self.prometheus.host = parse::<Name>(name, &value)?.0,
                 "PROMETHEUS_PORT" => self.prometheus.port = parse(name, &value)?,
-                "PROMETHEUS_MAX_SERIES_PER_METRIC" => {
-                    self.prometheus.max_series_per_metric = parse(name, &value)?
-                }
+                "PROMETHEUS_MAX_SERIES_PER_METRIC" => self.prometheus.max_series_per_metric = parse(name, &value)?,
                 "ENABLE_DATADOG" => self.datadog.enabled = parse(name, &value)?,
                 "DATADOG_API_KEY" => self.datadog.api_key = Some(Secret(value.trim().to_owned())),
                 "DATADOG_APP_KEY" => self.datadog.app_key = Some(Secret(value.trim().to_owned())),
@@ -689,8 +679,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let wants_datadog =
-            self.datadog.enabled || self.logger_backends.contains(&LoggerBackendKind::Datadog);
+        let wants_datadog = self.datadog.enabled || self.logger_backends.contains(&LoggerBackendKind::Datadog);
         if wants_datadog
             && self
                 .datadog
@@ -703,10 +692,7 @@ impl Config {
                 reason: "the Datadog integration is enabled (ENABLE_DATADOG or logger_backends)",
             });
         }
-        for (key, value) in [
-            ("service", &self.service),
-            ("environment", &self.environment),
-        ] {
+        for (key, value) in [("service", &self.service), ("environment", &self.environment)] {
             if Name::parse_setting(value).is_none() {
                 return Err(ConfigError::File {
                     path: PathBuf::from("<config>"),
@@ -728,10 +714,7 @@ mod tests {
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         Config::load_with(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
@@ -773,11 +756,7 @@ mod tests {
                 "maybe",
                 r#"ENABLE_DATADOG="maybe": expected true or false (also 1/0, yes/no, on/off)"#,
             ),
-            (
-                "LOG_FORMAT",
-                "xml",
-                r#"LOG_FORMAT="xml": expected text or json"#,
-            ),
+            ("LOG_FORMAT", "xml", r#"LOG_FORMAT="xml": expected text or json"#),
             (
                 "LOGGER_BACKENDS",
                 "console,syslog",
@@ -801,10 +780,7 @@ mod tests {
             ("VIGIL_SERVICE", "api"),
             ("VIGIL_ENV", "production"),
             ("METRICS_BACKENDS", "prometheus, prometheus"),
-            (
-                "LOGGER_BACKENDS",
-                "RealtimeServer.Observability.Loggers.Console",
-            ),
+            ("LOGGER_BACKENDS", "RealtimeServer.Observability.Loggers.Console"),
         ])
         .unwrap();
         assert_eq!(c.log.level, Level::Warning);
@@ -819,10 +795,7 @@ mod tests {
     #[test]
     fn datadog_needs_a_key_and_keys_are_redacted() {
         let err = load(&[("ENABLE_DATADOG", "true")]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("DATADOG_API_KEY is required"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("DATADOG_API_KEY is required"), "{err}");
         let c = load(&[
             ("ENABLE_DATADOG", "true"),
             ("DATADOG_API_KEY", "sekrit-123"),
@@ -831,10 +804,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.datadog.api_key.as_ref().unwrap().expose(), "sekrit-123");
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("sekrit-123") && !shown.contains("app-456"),
-            "{shown}"
-        );
+        assert!(!shown.contains("sekrit-123") && !shown.contains("app-456"), "{shown}");
         assert!(c.logger_backends.contains(&LoggerBackendKind::Datadog));
     }
 

@@ -111,9 +111,7 @@ impl LogLayer {
 
     fn dispatch(&self, record: &Record<'_>) {
         for backend in &self.backends {
-            if record.level >= backend.min_level()
-                && catch_unwind(AssertUnwindSafe(|| backend.log(record))).is_err()
-            {
+            if record.level >= backend.min_level() && catch_unwind(AssertUnwindSafe(|| backend.log(record))).is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -451,24 +449,25 @@ pub fn emit(level: Level, message: &str, fields: &[Field<'_>]) {
     let rendered = FieldsDisplay(fields);
     let emit_event = || match level {
         Level::Trace => {
-            tracing::event!(target: FACADE_TARGET, tracing::Level::TRACE, vigil.fields = %rendered, message = message)
+            tracing::event!(target: FACADE_TARGET, tracing::Level::TRACE, vigil.fields = %rendered, message = message);
         }
         Level::Debug => {
-            tracing::event!(target: FACADE_TARGET, tracing::Level::DEBUG, vigil.fields = %rendered, message = message)
+            tracing::event!(target: FACADE_TARGET, tracing::Level::DEBUG, vigil.fields = %rendered, message = message);
         }
         Level::Info => {
-            tracing::event!(target: FACADE_TARGET, tracing::Level::INFO, vigil.fields = %rendered, message = message)
+            tracing::event!(target: FACADE_TARGET, tracing::Level::INFO, vigil.fields = %rendered, message = message);
         }
         Level::Warning => {
-            tracing::event!(target: FACADE_TARGET, tracing::Level::WARN, vigil.fields = %rendered, message = message)
+            tracing::event!(target: FACADE_TARGET, tracing::Level::WARN, vigil.fields = %rendered, message = message);
         }
         Level::Error => {
-            tracing::event!(target: FACADE_TARGET, tracing::Level::ERROR, vigil.fields = %rendered, message = message)
+            tracing::event!(target: FACADE_TARGET, tracing::Level::ERROR, vigil.fields = %rendered, message = message);
         }
     };
     FACADE.with(|cell| {
         let Ok(mut f) = cell.try_borrow_mut() else {
-            // A facade call from inside a backend: the fields are still in `vigil.fields`.
+            // Called while this thread dispatches a facade record (from inside a backend):
+            // `tracing` drops such nested events, so there is nothing to stage.
             emit_event();
             return;
         };

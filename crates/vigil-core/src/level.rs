@@ -112,13 +112,7 @@ mod tests {
     #[test]
     fn orders_by_severity_and_round_trips_tracing() {
         assert!(Level::Error > Level::Warning && Level::Warning > Level::Info);
-        for l in [
-            Level::Trace,
-            Level::Debug,
-            Level::Info,
-            Level::Warning,
-            Level::Error,
-        ] {
+        for l in [Level::Trace, Level::Debug, Level::Info, Level::Warning, Level::Error] {
             assert_eq!(Level::from_tracing(l.to_tracing()), l);
             assert_eq!(l.as_str().parse(), Ok(l));
         }

@@ -38,9 +38,7 @@ pub use config::{Config, ConfigError, Secret};
 pub use layer::{FACADE_TARGET, LogLayer, emit};
 pub use level::{Level, ParseLevelError};
 pub use log_backend::{CapturedRecord, LogBackend, MemoryLogBackend, NoopLogBackend};
-pub use metrics_backend::{
-    BackendRecorder, MemoryMetricsBackend, MetricsBackend, NoopMetricsBackend, SeriesKey,
-};
+pub use metrics_backend::{BackendRecorder, MemoryMetricsBackend, MetricsBackend, NoopMetricsBackend, SeriesKey};
 pub use record::{Field, NumberLike, OwnedValue, Record, SpanFields, Value};
 pub use resource::Resource;
 pub use writer::{QueuedWriter, WriterStats};

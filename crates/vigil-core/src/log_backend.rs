@@ -120,12 +120,7 @@ impl MemoryLogBackend {
 
     /// Removes and returns every record received so far.
     pub fn take(&self) -> Vec<CapturedRecord> {
-        std::mem::take(
-            &mut *self
-                .records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        std::mem::take(&mut *self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// How many times `flush` was called.

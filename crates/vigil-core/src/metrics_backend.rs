@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
 use metrics_util::registry::{Registry, Storage};
 use smallvec::SmallVec;
@@ -116,8 +115,7 @@ impl<B: MetricsBackend> Recorder for BackendRecorder<B> {
             .get_or_create_counter(key, |h| Counter::from_arc(h.clone()))
     }
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        self.registry
-            .get_or_create_gauge(key, |h| Gauge::from_arc(h.clone()))
+        self.registry.get_or_create_gauge(key, |h| Gauge::from_arc(h.clone()))
     }
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
         self.registry
@@ -157,28 +155,22 @@ impl<B: MetricsBackend> SeriesHandle<B> {
         SeriesHandle {
             backend,
             name: key.name().into(),
-            tags: key
-                .labels()
-                .map(|l| (l.key().into(), l.value().into()))
-                .collect(),
+            tags: key.labels().map(|l| (l.key().into(), l.value().into())).collect(),
             state: AtomicU64::new(0),
         }
     }
 
     fn with_tags<R>(&self, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
-        let tags: SmallVec<[(&str, &str); 8]> =
-            self.tags.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let tags: SmallVec<[(&str, &str); 8]> = self.tags.iter().map(|(k, v)| (&**k, &**v)).collect();
         f(&tags)
     }
 
     fn update_gauge(&self, op: impl Fn(f64) -> f64) {
         let mut new = 0.0;
-        let _ = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
-                new = op(f64::from_bits(bits));
-                Some(new.to_bits())
-            });
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+            new = op(f64::from_bits(bits));
+            Some(new.to_bits())
+        });
         self.with_tags(|tags| self.backend.gauge(&self.name, new, tags));
     }
 }
@@ -229,10 +221,7 @@ impl MetricsBackend for NoopMetricsBackend {
 pub type SeriesKey = (String, Vec<(String, String)>);
 
 fn series_key(name: &str, tags: &[(&str, &str)]) -> SeriesKey {
-    let mut tags: Vec<(String, String)> = tags
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let mut tags: Vec<(String, String)> = tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     tags.sort();
     (name.to_owned(), tags)
 }
@@ -296,21 +285,13 @@ impl MemoryMetricsBackend {
 
     /// Every counter series and its total.
     pub fn counters(&self) -> Vec<(SeriesKey, u64)> {
-        self.state()
-            .counters
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
+        self.state().counters.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }
 
 impl MetricsBackend for MemoryMetricsBackend {
     fn increment(&self, name: &str, value: u64, tags: &[(&str, &str)]) {
-        *self
-            .state()
-            .counters
-            .entry(series_key(name, tags))
-            .or_default() += value;
+        *self.state().counters.entry(series_key(name, tags)).or_default() += value;
     }
     fn gauge(&self, name: &str, value: f64, tags: &[(&str, &str)]) {
         self.state().gauges.insert(series_key(name, tags), value);
@@ -350,18 +331,9 @@ mod tests {
             metrics::histogram!("lat", "route" => "/a").record(1.5);
             metrics::histogram!("lat", "route" => "/a").record(2.5);
         });
-        assert_eq!(
-            backend.counter("jobs.done", &[("queue", "email")]),
-            Some(10)
-        );
-        assert_eq!(
-            backend.gauge_value("users.online", &[("region", "eu")]),
-            Some(6.0)
-        );
-        assert_eq!(
-            backend.histogram_values("lat", &[("route", "/a")]),
-            vec![1.5, 2.5]
-        );
+        assert_eq!(backend.counter("jobs.done", &[("queue", "email")]), Some(10));
+        assert_eq!(backend.gauge_value("users.online", &[("region", "eu")]), Some(6.0));
+        assert_eq!(backend.histogram_values("lat", &[("route", "/a")]), vec![1.5, 2.5]);
         assert_eq!(
             backend.description("jobs.done"),
             Some((Some(Unit::Count), "Jobs done".into()))

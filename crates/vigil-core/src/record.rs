@@ -8,8 +8,8 @@ use crate::{Level, Resource};
 
 /// A field value: what a log call can attach to a record.
 ///
-/// Strings are borrowed: a record lives only for the duration of [`LogBackend::log`]
-/// (see [`crate::LogBackend`]), so a backend that keeps data must copy it.
+/// Strings are borrowed: a record lives only for the duration of
+/// [`LogBackend::log`](crate::LogBackend::log), so a backend that keeps data must copy it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value<'a> {
     /// Text (also what `Debug` and `Display` values are rendered to).
@@ -188,10 +188,7 @@ impl SpanFields {
 
     /// The value of field `name`, if recorded.
     pub fn get(&self, name: &str) -> Option<Value<'_>> {
-        self.fields
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_value())
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_value())
     }
 }
 
@@ -292,9 +289,6 @@ mod tests {
         assert_eq!(Value::from(&5u32), Value::U64(5));
         assert_eq!(Value::from(-5i32), Value::I64(-5));
         assert_eq!(Value::from(1.5f32), Value::F64(1.5));
-        assert_eq!(
-            OwnedValue::from(Value::Str("y")).as_value(),
-            Value::Str("y")
-        );
+        assert_eq!(OwnedValue::from(Value::Str("y")).as_value(), Value::Str("y"));
     }
 }

@@ -111,11 +111,7 @@ impl QueuedWriter {
     /// # Errors
     ///
     /// When the thread cannot be spawned.
-    pub fn spawn<W: Write + Send + 'static>(
-        name: &'static str,
-        destination: W,
-        capacity: usize,
-    ) -> io::Result<Self> {
+    pub fn spawn<W: Write + Send + 'static>(name: &'static str, destination: W, capacity: usize) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(capacity.max(1)),
             pool: ArrayQueue::new(POOL_SIZE),
@@ -137,10 +133,7 @@ impl QueuedWriter {
 
     /// An empty buffer to format a line into: a recycled one when available.
     pub fn buffer(&self) -> Vec<u8> {
-        self.shared
-            .pool
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(256))
+        self.shared.pool.pop().unwrap_or_else(|| Vec::with_capacity(256))
     }
 
     /// Queues one line (which should end in `\n`). Returns `false` if it was dropped because
@@ -155,9 +148,7 @@ impl QueuedWriter {
             self.wake();
             return false;
         }
-        if self.shared.parked.load(Ordering::SeqCst)
-            || self.shared.queue.len() * 2 >= self.shared.queue.capacity()
-        {
+        if self.shared.parked.load(Ordering::SeqCst) || self.shared.queue.len() * 2 >= self.shared.queue.capacity() {
             self.wake();
         }
         true
@@ -218,12 +209,7 @@ impl Drop for QueuedWriter {
             std::thread::sleep(FIRST_NAP);
         }
         self.wake();
-        if let Some(handle) = self
-            .handle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(handle) = self.handle.lock().unwrap_or_else(PoisonError::into_inner).take() {
             let _ = handle.join();
         }
     }
@@ -284,17 +270,9 @@ fn write_loop<W: Write>(name: &'static str, mut destination: W, shared: &Shared)
     write_batch(name, &mut destination, &mut batch, &shared.stats, true);
 }
 
-fn write_batch<W: Write>(
-    name: &'static str,
-    destination: &mut W,
-    batch: &mut Batch,
-    stats: &WriterStats,
-    flush: bool,
-) {
+fn write_batch<W: Write>(name: &'static str, destination: &mut W, batch: &mut Batch, stats: &WriterStats, flush: bool) {
     if batch.lines > 0 {
-        let result = destination
-            .write_all(&batch.bytes)
-            .and_then(|()| destination.flush());
+        let result = destination.write_all(&batch.bytes).and_then(|()| destination.flush());
         if result.is_ok() {
             stats.written.fetch_add(batch.lines, Ordering::Relaxed);
         } else {

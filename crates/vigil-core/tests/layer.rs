@@ -4,14 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::prelude::*;
-use vigil_core::{
-    Field, Level, LogBackend, LogLayer, MemoryLogBackend, OwnedValue, Record, Resource, emit,
-};
+use vigil_core::{Field, Level, LogBackend, LogLayer, MemoryLogBackend, OwnedValue, Record, Resource, emit};
 
 fn with_memory(f: impl FnOnce()) -> Vec<vigil_core::CapturedRecord> {
     let memory = Arc::new(MemoryLogBackend::new());
-    let subscriber = tracing_subscriber::registry()
-        .with(LogLayer::new(Resource::new("svc", "test")).with_backend(memory.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(LogLayer::new(Resource::new("svc", "test")).with_backend(memory.clone()));
     tracing::subscriber::with_default(subscriber, f);
     memory.take()
 }
@@ -19,11 +17,7 @@ fn with_memory(f: impl FnOnce()) -> Vec<vigil_core::CapturedRecord> {
 #[test]
 fn span_fields_reach_every_record_inside_the_span_even_across_tasks_of_threads() {
     let records = with_memory(|| {
-        let outer = tracing::info_span!(
-            "request",
-            request_id = "r-1",
-            status = tracing::field::Empty
-        );
+        let outer = tracing::info_span!("request", request_id = "r-1", status = tracing::field::Empty);
         let _o = outer.enter();
         let inner = tracing::info_span!("db", request_id = "r-1-db", table = "comments");
         inner.in_scope(|| tracing::info!("inner"));
@@ -34,38 +28,21 @@ fn span_fields_reach_every_record_inside_the_span_even_across_tasks_of_threads()
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
         std::thread::scope(|s| {
             s.spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    moved.in_scope(|| tracing::info!("other thread"))
-                })
+                tracing::dispatcher::with_default(&dispatch, || moved.in_scope(|| tracing::info!("other thread")));
             });
         });
     });
     let by = |m: &str| records.iter().find(|r| r.message == m).unwrap().clone();
     let inner = by("inner");
-    assert_eq!(
-        inner.field("request_id"),
-        Some(&OwnedValue::Str("r-1-db".into()))
-    );
-    assert_eq!(
-        inner.field("table"),
-        Some(&OwnedValue::Str("comments".into()))
-    );
+    assert_eq!(inner.field("request_id"), Some(&OwnedValue::Str("r-1-db".into())));
+    assert_eq!(inner.field("table"), Some(&OwnedValue::Str("comments".into())));
     let outer = by("outer");
-    assert_eq!(
-        outer.field("request_id"),
-        Some(&OwnedValue::Str("r-1".into()))
-    );
+    assert_eq!(outer.field("request_id"), Some(&OwnedValue::Str("r-1".into())));
     assert_eq!(outer.field("status"), Some(&OwnedValue::I64(201)));
     assert_eq!(outer.field("table"), None);
     let other = by("other thread");
-    assert_eq!(
-        other.field("table"),
-        Some(&OwnedValue::Str("comments".into()))
-    );
-    assert_eq!(
-        other.field("request_id"),
-        Some(&OwnedValue::Str("r-1-db".into()))
-    );
+    assert_eq!(other.field("table"), Some(&OwnedValue::Str("comments".into())));
+    assert_eq!(other.field("request_id"), Some(&OwnedValue::Str("r-1-db".into())));
 }
 
 #[test]
@@ -103,11 +80,7 @@ impl LogBackend for Reentrant {
     fn log(&self, record: &Record<'_>) {
         self.memory.log(record);
         if self.depth.fetch_add(1, Ordering::SeqCst) == 0 {
-            emit(
-                Level::Info,
-                "from inside a backend",
-                &[Field::new("nested", true)],
-            );
+            emit(Level::Info, "from inside a backend", &[Field::new("nested", true)]);
             tracing::info!(also = 1, "tracing from inside a backend");
         }
     }
@@ -124,8 +97,8 @@ fn logging_from_inside_a_backend_neither_deadlocks_nor_mixes_fields() {
         memory: memory.clone(),
         depth: AtomicU64::new(0),
     });
-    let subscriber = tracing_subscriber::registry()
-        .with(LogLayer::new(Resource::new("svc", "test")).with_backend(backend));
+    let subscriber =
+        tracing_subscriber::registry().with(LogLayer::new(Resource::new("svc", "test")).with_backend(backend));
     tracing::subscriber::with_default(subscriber, || {
         emit(Level::Info, "outer", &[Field::new("outer_field", 1i64)]);
         emit(Level::Info, "next", &[Field::new("next_field", 2i64)]);
@@ -133,10 +106,7 @@ fn logging_from_inside_a_backend_neither_deadlocks_nor_mixes_fields() {
     let records = memory.take();
     let messages: Vec<_> = records.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(messages, ["outer", "next"]);
-    assert_eq!(
-        records[1].fields,
-        vec![("next_field".to_owned(), OwnedValue::I64(2))]
-    );
+    assert_eq!(records[1].fields, vec![("next_field".to_owned(), OwnedValue::I64(2))]);
 }
 
 #[test]
@@ -155,10 +125,7 @@ fn log_crate_records_join_the_pipeline_with_their_own_target() {
     assert_eq!(records[0].level, Level::Warning);
     assert_eq!(records[0].target, "some_library::pool");
     assert!(
-        records[0]
-            .fields
-            .iter()
-            .all(|(n, _)| !n.starts_with("log.")),
+        records[0].fields.iter().all(|(n, _)| !n.starts_with("log.")),
         "{:?}",
         records[0].fields
     );
@@ -200,10 +167,8 @@ fn backends_choose_their_minimum_level() {
         }
     }
     let memory = Arc::new(MemoryLogBackend::new());
-    let subscriber = tracing_subscriber::registry().with(
-        LogLayer::new(Resource::new("svc", "test"))
-            .with_backend(Arc::new(WarnOnly(memory.clone()))),
-    );
+    let subscriber = tracing_subscriber::registry()
+        .with(LogLayer::new(Resource::new("svc", "test")).with_backend(Arc::new(WarnOnly(memory.clone()))));
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("skipped");
         tracing::warn!("kept");

@@ -30,8 +30,7 @@ fn vigil(c: &mut Criterion, group: &str, format: Format, bench: &str) {
     let subscriber = tracing_subscriber::registry()
         .with(LogLayer::new(Resource::new("bench", "bench")).with_backend(console.clone()));
     tracing::subscriber::with_default(subscriber, || {
-        c.benchmark_group(group)
-            .bench_function(bench, |b| b.iter(event));
+        c.benchmark_group(group).bench_function(bench, |b| b.iter(event));
     });
     console.flush();
     let stats = console.stats();
@@ -44,21 +43,13 @@ fn vigil(c: &mut Criterion, group: &str, format: Format, bench: &str) {
 
 fn bench(c: &mut Criterion) {
     vigil(c, "log_event_3_fields", Format::Json, "vigil_console_json");
-    let json = tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::sink)
-        .finish();
+    let json = tracing_subscriber::fmt().json().with_writer(std::io::sink).finish();
     tracing::subscriber::with_default(json, || {
         c.benchmark_group("log_event_3_fields")
             .bench_function("tracing_subscriber_json", |b| b.iter(event));
     });
 
-    vigil(
-        c,
-        "log_event_3_fields_text",
-        Format::Text,
-        "vigil_console_text",
-    );
+    vigil(c, "log_event_3_fields_text", Format::Text, "vigil_console_text");
     let text = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_writer(std::io::sink)

@@ -65,9 +65,7 @@ fn json_value(out: &mut Vec<u8>, value: Value<'_>) {
         Value::U64(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
         Value::I128(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
         Value::U128(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
-        Value::F64(v) if v.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes())
-        }
+        Value::F64(v) if v.is_finite() => out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes()),
         Value::F64(v) if v.is_nan() => out.extend_from_slice(b"\"NaN\""),
         Value::F64(v) if v > 0.0 => out.extend_from_slice(b"\"inf\""),
         Value::F64(_) => out.extend_from_slice(b"\"-inf\""),
@@ -108,9 +106,7 @@ fn escape(out: &mut Vec<u8>, s: &str, style: Style) {
             b'"' | b'\\' if style != Style::Bare => (1, u32::from(b)),
             0x00..=0x1f | 0x7f => (1, u32::from(b)),
             0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => (2, u32::from(bytes[i + 1])),
-            0xe2 if bytes.get(i + 1) == Some(&0x80)
-                && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
-            {
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) => {
                 (3, 0x2000 + u32::from(bytes[i + 2] - 0x80))
             }
             _ => {

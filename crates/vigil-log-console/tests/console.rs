@@ -34,8 +34,7 @@ fn capture(format: Format, f: impl FnOnce()) -> Vec<String> {
     );
     let mut resource = Resource::new("svc", "test").with_version("1.0.0");
     resource.pid = 4242;
-    let subscriber =
-        tracing_subscriber::registry().with(LogLayer::new(resource).with_backend(console.clone()));
+    let subscriber = tracing_subscriber::registry().with(LogLayer::new(resource).with_backend(console.clone()));
     tracing::subscriber::with_default(subscriber, f);
     console.flush();
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
@@ -47,21 +46,12 @@ fn json_lines_carry_the_enrichment_and_the_fields() {
     let lines = capture(Format::Json, || {
         let span = tracing::info_span!("request", request_id = "r-1", method = "GET");
         let _e = span.enter();
-        tracing::info!(
-            user_id = 42,
-            ratio = 0.5,
-            ok = true,
-            name = "bob",
-            "User logged in"
-        );
+        tracing::info!(user_id = 42, ratio = 0.5, ok = true, name = "bob", "User logged in");
     });
     assert_eq!(lines.len(), 1);
     let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     let ts = v["timestamp"].as_str().unwrap();
-    assert!(
-        ts.ends_with('Z') && ts.len() == 27 && &ts[10..11] == "T",
-        "{ts}"
-    );
+    assert!(ts.ends_with('Z') && ts.len() == 27 && &ts[10..11] == "T", "{ts}");
     assert_eq!(v["level"], "info");
     assert_eq!(v["message"], "User logged in");
     assert_eq!(v["service"], "svc");
@@ -87,22 +77,14 @@ fn no_input_can_forge_a_second_line() {
     let v: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
     assert_eq!(v["message"], nasty);
     assert_eq!(v["payload"], nasty);
-    assert!(
-        !json[0].contains('\u{1b}') && !json[0].contains('\u{85}') && !json[0].contains('\u{2028}')
-    );
+    assert!(!json[0].contains('\u{1b}') && !json[0].contains('\u{85}') && !json[0].contains('\u{2028}'));
 
     let text = capture(Format::Text, || {
         tracing::warn!(payload = nasty, "{nasty}");
     });
     assert_eq!(text.len(), 1, "{text:?}");
-    assert!(
-        !text[0].contains('\u{1b}') && !text[0].contains('\r') && !text[0].contains('\u{2028}')
-    );
-    assert!(
-        text[0].contains("line1\\nline2\\r\\x1b[31mred\\x00"),
-        "{}",
-        text[0]
-    );
+    assert!(!text[0].contains('\u{1b}') && !text[0].contains('\r') && !text[0].contains('\u{2028}'));
+    assert!(text[0].contains("line1\\nline2\\r\\x1b[31mred\\x00"), "{}", text[0]);
 }
 
 #[test]
@@ -142,7 +124,12 @@ fn text_lines_have_every_enrichment_field() {
     });
     let line = &lines[0];
     assert!(line.contains(" INFO "), "{line}");
-    assert!(line.contains(": User logged in user_id=42 city=\"New York\" service=svc environment=test version=1.0.0 pid=4242"), "{line}");
+    assert!(
+        line.contains(
+            ": User logged in user_id=42 city=\"New York\" service=svc environment=test version=1.0.0 pid=4242"
+        ),
+        "{line}"
+    );
 }
 
 #[test]
@@ -171,8 +158,8 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
             .build()
             .unwrap(),
     );
-    let subscriber = tracing_subscriber::registry()
-        .with(LogLayer::new(Resource::new("svc", "test")).with_backend(console.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(LogLayer::new(Resource::new("svc", "test")).with_backend(console.clone()));
     tracing::subscriber::with_default(subscriber, || {
         for i in 0..100 {
             tracing::info!(i, "burst");
@@ -192,18 +179,15 @@ fn write_errors_are_counted_not_fatal() {
     struct Full;
     impl Write for Full {
         fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                "disk full",
-            ))
+            Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"))
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
     let console = Arc::new(ConsoleBackend::builder().writer(Full).build().unwrap());
-    let subscriber = tracing_subscriber::registry()
-        .with(LogLayer::new(Resource::new("svc", "test")).with_backend(console.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(LogLayer::new(Resource::new("svc", "test")).with_backend(console.clone()));
     tracing::subscriber::with_default(subscriber, || {
         for _ in 0..10 {
             tracing::info!("lost");

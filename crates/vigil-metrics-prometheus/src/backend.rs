@@ -7,12 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use metrics::{
-    Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Label, Metadata, Recorder,
-    SharedString, Unit,
+    Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
 };
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use vigil_core::catalogue;
 
 use crate::PrometheusError;
@@ -83,10 +80,7 @@ impl PrometheusBackendBuilder {
     ///
     /// When `buckets` is empty, not increasing, or not finite.
     pub fn buckets(mut self, buckets: &[f64]) -> Result<Self, PrometheusError> {
-        if buckets.is_empty()
-            || buckets.iter().any(|b| !b.is_finite())
-            || buckets.windows(2).any(|w| w[0] >= w[1])
-        {
+        if buckets.is_empty() || buckets.iter().any(|b| !b.is_finite()) || buckets.windows(2).any(|w| w[0] >= w[1]) {
             return Err(PrometheusError::Buckets(buckets.to_vec()));
         }
         self.buckets = buckets.to_vec();
@@ -103,10 +97,7 @@ impl PrometheusBackendBuilder {
             .with_recommended_naming(true)
             .set_buckets(&self.buckets)
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?
-            .set_buckets_for_metric(
-                Matcher::Suffix("_seconds".to_owned()),
-                DURATION_BUCKETS_SECONDS,
-            )
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), DURATION_BUCKETS_SECONDS)
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?;
         for (k, v) in &self.global_labels {
             builder = builder.add_global_label(k, v);
@@ -234,10 +225,7 @@ impl std::fmt::Debug for PrometheusBackend {
 /// The result of resolving a key against the limits.
 enum Resolved {
     /// Export under this key (`None`: the key as given), scaling values by `scale`.
-    Export {
-        key: Option<Key>,
-        scale: Option<f64>,
-    },
+    Export { key: Option<Key>, scale: Option<f64> },
     /// Too many metric names: not exported.
     Dropped,
 }
@@ -264,17 +252,11 @@ impl PrometheusBackend {
     }
 
     fn names_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, NameState>> {
-        self.inner
-            .names
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.names.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn names_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, NameState>> {
-        self.inner
-            .names
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.names.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn new_state(name: &str, kind: Kind, unit: Option<Unit>) -> (NameState, Option<Unit>) {
@@ -370,9 +352,7 @@ impl PrometheusBackend {
             );
         }
         let limit = self.inner.max_series_per_metric;
-        let state = names
-            .get_mut(name)
-            .unwrap_or_else(|| unreachable!("inserted above"));
+        let state = names.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"));
         if state.series.contains(&hash) || state.series.len() < limit {
             state.series.insert(hash);
             return Resolved::Export {
@@ -440,8 +420,7 @@ impl PrometheusBackend {
         let mut names = self.names_write();
         // The overflow counter itself is always allowed.
         if !names.contains_key(catalogue::VIGIL_METRICS_OVERFLOW.name) {
-            let (state, _) =
-                Self::new_state(catalogue::VIGIL_METRICS_OVERFLOW.name, Kind::Counter, None);
+            let (state, _) = Self::new_state(catalogue::VIGIL_METRICS_OVERFLOW.name, Kind::Counter, None);
             names.insert(catalogue::VIGIL_METRICS_OVERFLOW.name.to_owned(), state);
         }
         let state = names
@@ -449,10 +428,7 @@ impl PrometheusBackend {
             .unwrap_or_else(|| unreachable!("inserted above"));
         let export = Self::export_key(state, &key, false).unwrap_or(key);
         drop(names);
-        self.inner
-            .recorder
-            .register_counter(&export, &METADATA)
-            .increment(1);
+        self.inner.recorder.register_counter(&export, &METADATA).increment(1);
     }
 }
 
@@ -490,10 +466,7 @@ impl Recorder for PrometheusBackend {
                     .register_gauge(export.as_ref().unwrap_or(key), metadata);
                 match scale {
                     None => gauge,
-                    Some(scale) => Gauge::from_arc(Arc::new(Scaled {
-                        inner: gauge,
-                        scale,
-                    })),
+                    Some(scale) => Gauge::from_arc(Arc::new(Scaled { inner: gauge, scale })),
                 }
             }
             Resolved::Dropped => Gauge::noop(),

@@ -53,16 +53,10 @@ impl MetricsServer {
     /// [`PrometheusError::Resolve`] when `host` does not resolve, [`PrometheusError::Bind`]
     /// when no resolved address can be bound (the port is taken, or the address is not
     /// local), [`PrometheusError::Runtime`] when the server thread cannot start.
-    pub fn start(
-        backend: PrometheusBackend,
-        host: &str,
-        port: u16,
-    ) -> Result<Self, PrometheusError> {
+    pub fn start(backend: PrometheusBackend, host: &str, port: u16) -> Result<Self, PrometheusError> {
         let listener = bind(host, port)?;
         let local_addr = listener.local_addr().map_err(PrometheusError::Runtime)?;
-        listener
-            .set_nonblocking(true)
-            .map_err(PrometheusError::Runtime)?;
+        listener.set_nonblocking(true).map_err(PrometheusError::Runtime)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -88,12 +82,7 @@ impl MetricsServer {
     /// Stops accepting scrapes and waits for the server thread to end.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
-        if let Some(thread) = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(thread) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
             let _ = thread.join();
         }
     }
@@ -123,10 +112,7 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, PrometheusError> {
         }
     }
     match last {
-        Some((addr, source)) => Err(PrometheusError::Bind {
-            addr: *addr,
-            source,
-        }),
+        Some((addr, source)) => Err(PrometheusError::Bind { addr: *addr, source }),
         None => Err(PrometheusError::Resolve {
             host: host.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
@@ -134,11 +120,7 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, PrometheusError> {
     }
 }
 
-async fn serve(
-    listener: TcpListener,
-    backend: PrometheusBackend,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn serve(listener: TcpListener, backend: PrometheusBackend, mut stopped: watch::Receiver<bool>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(error) => {
@@ -197,10 +179,7 @@ fn respond(backend: &PrometheusBackend, req: &Request<Incoming>) -> Response<Ful
             response
         }
         _ => {
-            let mut response = plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed: use GET\n",
-            );
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -212,9 +191,8 @@ fn respond(backend: &PrometheusBackend, req: &Request<Incoming>) -> Response<Ful
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

@@ -21,11 +21,7 @@ fn backend() -> PrometheusBackend {
 fn catalogue_and_user_metrics_follow_prometheus_naming_and_pass_promtool() {
     let b = backend();
     metrics::with_local_recorder(&b, || {
-        let tags = [
-            ("route", "/api/videos/{id}"),
-            ("method", "GET"),
-            ("status", "200"),
-        ];
+        let tags = [("route", "/api/videos/{id}"), ("method", "GET"), ("status", "200")];
         metrics::counter!("http.request.count", &tags).increment(3);
         metrics::histogram!("http.request.duration", &tags).record(12.0);
         metrics::histogram!("http.request.duration", &tags).record(480.0);
@@ -45,23 +41,15 @@ fn catalogue_and_user_metrics_follow_prometheus_naming_and_pass_promtool() {
             .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
     };
     assert_eq!(find("http_request_total").value, 3.0);
-    assert_eq!(
-        find("http_request_total").label("route"),
-        Some("/api/videos/{id}")
-    );
+    assert_eq!(find("http_request_total").label("route"), Some("/api/videos/{id}"));
     assert_eq!(find("http_request_total").label("service"), Some("svc"));
-    assert_eq!(
-        find("http_request_total").label("environment"),
-        Some("test")
-    );
+    assert_eq!(find("http_request_total").label("environment"), Some("test"));
     // Milliseconds are exported as seconds.
     assert!((find("http_request_duration_seconds_sum").value - 0.492).abs() < 1e-9);
     assert_eq!(find("http_request_duration_seconds_count").value, 2.0);
     let le_25ms = samples
         .iter()
-        .find(|s| {
-            s.name == "http_request_duration_seconds_bucket" && s.label("le") == Some("0.025")
-        })
+        .find(|s| s.name == "http_request_duration_seconds_bucket" && s.label("le") == Some("0.025"))
         .expect("a 25 ms bucket");
     assert_eq!(le_25ms.value, 1.0);
     assert_eq!(find("websocket_connections").value, 2.0);
@@ -74,26 +62,17 @@ fn catalogue_and_user_metrics_follow_prometheus_naming_and_pass_promtool() {
             .any(|s| s.name == "request_duration_bucket" && s.label("le") == Some("50"))
     );
     assert_eq!(find("queue_size_bytes").value, 2048.0);
-    assert!(
-        !text.contains("summary"),
-        "histograms must not be summaries:\n{text}"
-    );
+    assert!(!text.contains("summary"), "histograms must not be summaries:\n{text}");
     for name in [
         "http_request_total",
         "comments_created_total",
         "users_online",
         "request_duration",
     ] {
-        assert!(
-            text.contains(&format!("# HELP {name} ")),
-            "no HELP for {name}:\n{text}"
-        );
+        assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}:\n{text}");
     }
     if let Some(out) = promtool_check(&text) {
-        assert!(
-            out.is_empty(),
-            "promtool check metrics complained:\n{out}\n---\n{text}"
-        );
+        assert!(out.is_empty(), "promtool check metrics complained:\n{out}\n---\n{text}");
     }
 }
 
@@ -110,17 +89,9 @@ fn label_values_are_escaped_and_parse_back() {
     let s = samples.iter().find(|s| s.name == "escapes_total").unwrap();
     assert_eq!(s.label("value"), Some(nasty));
     assert_eq!(s.label("bad_label_key"), Some("x"));
-    assert!(
-        samples
-            .iter()
-            .any(|s| s.name == "bad_name_with_chars_total"),
-        "{text}"
-    );
+    assert!(samples.iter().any(|s| s.name == "bad_name_with_chars_total"), "{text}");
     if let Some(out) = promtool_check(&text) {
-        assert!(
-            out.is_empty(),
-            "promtool check metrics complained:\n{out}\n---\n{text}"
-        );
+        assert!(out.is_empty(), "promtool check metrics complained:\n{out}\n---\n{text}");
     }
 }
 
@@ -137,10 +108,7 @@ fn cardinality_is_bounded_and_overflow_is_counted() {
     assert_eq!(b.series_count("requests.by.user"), 100);
     let text = b.render();
     let samples = parse_exposition(&text);
-    let series: Vec<_> = samples
-        .iter()
-        .filter(|s| s.name == "requests_by_user_total")
-        .collect();
+    let series: Vec<_> = samples.iter().filter(|s| s.name == "requests_by_user_total").collect();
     assert_eq!(series.len(), 101, "100 series and one overflow series");
     let overflow = series
         .iter()
@@ -148,68 +116,42 @@ fn cardinality_is_bounded_and_overflow_is_counted() {
         .unwrap();
     assert_eq!(overflow.value, 9_900.0);
     assert_eq!(
-        series
-            .iter()
-            .find(|s| s.label("user_id") == Some("0"))
-            .unwrap()
-            .value,
+        series.iter().find(|s| s.label("user_id") == Some("0")).unwrap().value,
         2.0
     );
     let counted = samples
         .iter()
-        .find(|s| {
-            s.name == "vigil_metrics_overflow_total"
-                && s.label("metric") == Some("requests.by.user")
-        })
+        .find(|s| s.name == "vigil_metrics_overflow_total" && s.label("metric") == Some("requests.by.user"))
         .unwrap();
     assert_eq!(counted.value, 9_900.0);
-    assert!(
-        text.len() < 64 * 1024,
-        "render stays small: {} bytes",
-        text.len()
-    );
+    assert!(text.len() < 64 * 1024, "render stays small: {} bytes", text.len());
 }
 
 #[test]
 fn metric_names_are_bounded_too() {
-    let b = PrometheusBackend::builder()
-        .max_metric_names(20)
-        .build()
-        .unwrap();
+    let b = PrometheusBackend::builder().max_metric_names(20).build().unwrap();
     metrics::with_local_recorder(&b, || {
         for i in 0..100 {
             metrics::counter!(format!("dynamic.metric.{i}")).increment(1);
         }
     });
     let samples = parse_exposition(&b.render());
-    let dynamic = samples
-        .iter()
-        .filter(|s| s.name.starts_with("dynamic_metric_"))
-        .count();
+    let dynamic = samples.iter().filter(|s| s.name.starts_with("dynamic_metric_")).count();
     // The catalogue's descriptions take some of the 20 names.
     assert!(dynamic < 20, "{dynamic}");
     let dropped = samples
         .iter()
-        .find(|s| {
-            s.name == "vigil_metrics_overflow_total"
-                && s.label("metric") == Some("__too_many_metrics__")
-        })
+        .find(|s| s.name == "vigil_metrics_overflow_total" && s.label("metric") == Some("__too_many_metrics__"))
         .unwrap();
     assert_eq!(dropped.value, (100 - dynamic) as f64);
 }
 
 #[test]
 fn bad_buckets_are_rejected() {
-    let err = PrometheusBackend::builder()
-        .buckets(&[1.0, 1.0])
-        .unwrap_err();
+    let err = PrometheusBackend::builder().buckets(&[1.0, 1.0]).unwrap_err();
     assert!(err.to_string().contains("strictly increasing"), "{err}");
     assert!(PrometheusBackend::builder().buckets(&[]).is_err());
-    assert!(
-        PrometheusBackend::builder()
-            .buckets(&[1.0, f64::NAN])
-            .is_err()
-    );
+    assert!(PrometheusBackend::builder().buckets(&[1.0, f64::NAN]).is_err());
 }
 
 #[test]
@@ -234,10 +176,7 @@ fn the_endpoint_serves_metrics_and_nothing_else() {
     assert_eq!(http(addr, "POST", "/metrics").0, 405);
     assert_eq!(http(addr, "HEAD", "/metrics").0, 200);
     server.shutdown();
-    assert!(
-        std::net::TcpStream::connect(addr).is_err(),
-        "closed after shutdown"
-    );
+    assert!(std::net::TcpStream::connect(addr).is_err(), "closed after shutdown");
 }
 
 #[test]

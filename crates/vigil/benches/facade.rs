@@ -17,10 +17,7 @@ fn install() -> vigil::Guard {
     config.metrics_backends = vec![MetricsBackendKind::Prometheus];
     "127.0.0.1".clone_into(&mut config.prometheus.host);
     config.prometheus.port = Port(0);
-    vigil::Vigil::builder()
-        .config(config)
-        .install()
-        .expect("install vigil")
+    vigil::Vigil::builder().config(config).install().expect("install vigil")
 }
 
 fn bench(c: &mut Criterion) {
@@ -32,7 +29,7 @@ fn bench(c: &mut Criterion) {
                 "bench.facade",
                 1,
                 black_box(&[("route", "/api/comments"), ("status", "200")]),
-            )
+            );
         });
     });
     group.bench_function("metrics_macro", |b| {
@@ -42,20 +39,18 @@ fn bench(c: &mut Criterion) {
         });
     });
     let handle = metrics::counter!("bench.handle", "route" => "/api/comments", "status" => "200");
-    group.bench_function("metrics_handle", |b| {
-        b.iter(|| black_box(&handle).increment(1))
-    });
+    group.bench_function("metrics_handle", |b| b.iter(|| black_box(&handle).increment(1)));
     let family: Family<[(&'static str, &'static str); 2], Counter> = Family::default();
     group.bench_function("prometheus_client", |b| {
         b.iter(|| {
             family
                 .get_or_create(black_box(&[("route", "/api/comments"), ("status", "200")]))
-                .inc()
+                .inc();
         });
     });
     let atomic = AtomicU64::new(0);
     group.bench_function("atomic_add", |b| {
-        b.iter(|| black_box(&atomic).fetch_add(1, Ordering::Relaxed))
+        b.iter(|| black_box(&atomic).fetch_add(1, Ordering::Relaxed));
     });
     group.finish();
 }

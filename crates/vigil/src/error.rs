@@ -12,9 +12,7 @@ pub enum Error {
     #[error(transparent)]
     Prometheus(#[from] vigil_metrics_prometheus::PrometheusError),
     /// A configured backend was compiled out.
-    #[error(
-        "the {backend} backend is configured but vigil was built without its `{feature}` feature"
-    )]
+    #[error("the {backend} backend is configured but vigil was built without its `{feature}` feature")]
     FeatureDisabled {
         /// The backend's name.
         backend: &'static str,
@@ -28,14 +26,10 @@ pub enum Error {
         backend: &'static str,
     },
     /// Another `tracing` subscriber is already the global default.
-    #[error(
-        "a global tracing subscriber is already installed; call vigil::init once, before any other subscriber"
-    )]
+    #[error("a global tracing subscriber is already installed; call vigil::init once, before any other subscriber")]
     SubscriberAlreadySet,
     /// Another `metrics` recorder is already installed.
-    #[error(
-        "a global metrics recorder is already installed; call vigil::init once, before any other recorder"
-    )]
+    #[error("a global metrics recorder is already installed; call vigil::init once, before any other recorder")]
     RecorderAlreadySet,
     /// A background thread could not be started.
     #[error("cannot start a vigil background thread: {0}")]

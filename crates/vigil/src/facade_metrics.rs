@@ -133,10 +133,7 @@ fn with_handle(kind: Kind, name: &str, tags: &[(&str, &str)], op: impl FnOnce(&H
                 hash,
                 kind,
                 name: name.into(),
-                tags: tags
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into()))
-                    .collect(),
+                tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
                 handle,
             };
             cache.table.insert_unique(hash, entry, |e| e.hash);

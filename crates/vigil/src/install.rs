@@ -171,17 +171,14 @@ impl VigilBuilder {
         }
         let level = config.log.level;
         let subscriber = tracing_subscriber::registry().with(layer.with_filter(level.to_filter()));
-        tracing::subscriber::set_global_default(subscriber)
-            .map_err(|_| Error::SubscriberAlreadySet)?;
+        tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
         // Records of the `log` crate join the same pipeline; another logger may own it already.
         let _ = tracing_log::LogTracer::builder()
             .with_max_level(log_level_filter(level))
             .init();
 
         let recorder: Box<dyn Recorder + Sync> = match recorders.len() {
-            1 => recorders
-                .pop()
-                .unwrap_or_else(|| unreachable!("one recorder")),
+            1 => recorders.pop().unwrap_or_else(|| unreachable!("one recorder")),
             _ => Box::new(
                 recorders
                     .into_iter()
@@ -233,24 +230,19 @@ type MetricsServer = vigil_metrics_prometheus::MetricsServer;
 type MetricsServer = std::convert::Infallible;
 
 #[cfg(feature = "prometheus")]
-fn prometheus_backend(
-    config: &Config,
-) -> Result<(Box<dyn Recorder + Send + Sync>, Option<MetricsServer>), Error> {
+fn prometheus_backend(config: &Config) -> Result<(Box<dyn Recorder + Send + Sync>, Option<MetricsServer>), Error> {
     let p = &config.prometheus;
     let backend = vigil_metrics_prometheus::PrometheusBackend::builder()
         .global_label("service", &config.service)
         .global_label("environment", &config.environment)
         .max_series_per_metric(p.max_series_per_metric.0)
         .build()?;
-    let server =
-        vigil_metrics_prometheus::MetricsServer::start(backend.clone(), &p.host, p.port.0)?;
+    let server = vigil_metrics_prometheus::MetricsServer::start(backend.clone(), &p.host, p.port.0)?;
     Ok((Box::new(backend), Some(server)))
 }
 
 #[cfg(not(feature = "prometheus"))]
-fn prometheus_backend(
-    _config: &Config,
-) -> Result<(Box<dyn Recorder + Send + Sync>, Option<MetricsServer>), Error> {
+fn prometheus_backend(_config: &Config) -> Result<(Box<dyn Recorder + Send + Sync>, Option<MetricsServer>), Error> {
     Err(Error::FeatureDisabled {
         backend: "prometheus metrics",
         feature: "prometheus",

@@ -44,10 +44,9 @@ pub use facade_metrics::Metrics;
 pub use install::{DEFAULT_SHUTDOWN_TIMEOUT, Guard, Vigil, VigilBuilder, init};
 
 pub use vigil_core::{
-    self as core, BackendRecorder, CapturedRecord, Config, ConfigError, Field, Level, LogBackend,
-    LogLayer, MemoryLogBackend, MemoryMetricsBackend, MetricsBackend, NoopLogBackend,
-    NoopMetricsBackend, OwnedValue, QueuedWriter, Record, Resource, Secret, Value, catalogue,
-    config,
+    self as core, BackendRecorder, CapturedRecord, Config, ConfigError, Field, Level, LogBackend, LogLayer,
+    MemoryLogBackend, MemoryMetricsBackend, MetricsBackend, NoopLogBackend, NoopMetricsBackend, OwnedValue,
+    QueuedWriter, Record, Resource, Secret, Value, catalogue, config,
 };
 
 /// The console logger backend.
@@ -62,3 +61,8 @@ pub use vigil_metrics_prometheus as prometheus;
 pub use metrics;
 /// Re-exported so applications log with the same crate version Vigil reads.
 pub use tracing;
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -18,7 +18,7 @@ fn facade_updates_reach_a_local_recorder() {
     let other = Arc::new(MemoryMetricsBackend::new());
     let other_recorder = BackendRecorder::from_arc(other.clone());
     metrics::with_local_recorder(&other_recorder, || {
-        Metrics::increment("local.counter", 1, &[("k", "v")])
+        Metrics::increment("local.counter", 1, &[("k", "v")]);
     });
     assert_eq!(memory.counter("local.counter", &[("k", "v")]), Some(5));
     assert_eq!(memory.gauge_value("local.gauge", &[]), Some(1.5));

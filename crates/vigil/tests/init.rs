@@ -9,9 +9,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use vigil::config::{Config, MetricsBackendKind, Port};
-use vigil::{
-    Level, Logger, MemoryLogBackend, MemoryMetricsBackend, Metrics, OwnedValue, Vigil, fields,
-};
+use vigil::{Level, Logger, MemoryLogBackend, MemoryMetricsBackend, Metrics, OwnedValue, Vigil, fields};
 
 struct Installed {
     logs: Arc<MemoryLogBackend>,
@@ -41,11 +39,7 @@ fn installed() -> &'static Installed {
             .metrics_backend(metrics.clone())
             .install()
             .expect("install");
-        Installed {
-            logs,
-            metrics,
-            guard,
-        }
+        Installed { logs, metrics, guard }
     })
 }
 
@@ -70,10 +64,7 @@ fn facade_logs_carry_fields_span_fields_and_resource() {
     assert_eq!(r.service, "init-test");
     assert_eq!(r.field("user_id"), Some(&OwnedValue::I64(42)));
     assert_eq!(r.field("video.id"), Some(&OwnedValue::Str("v-1".into())));
-    assert_eq!(
-        r.field("request_id"),
-        Some(&OwnedValue::Str("req-7".into()))
-    );
+    assert_eq!(r.field("request_id"), Some(&OwnedValue::Str("req-7".into())));
 }
 
 #[test]
@@ -87,10 +78,7 @@ fn the_level_filter_applies_to_facade_tracing_and_log_records() {
     assert!(records_with("facade debug is filtered").is_empty());
     assert!(records_with("tracing debug is filtered").is_empty());
     assert!(records_with("log debug is filtered").is_empty());
-    assert_eq!(
-        records_with("facade warning passes")[0].level,
-        Level::Warning
-    );
+    assert_eq!(records_with("facade warning passes")[0].level, Level::Warning);
     let from_log = &records_with("log warning passes")[0];
     assert_eq!(from_log.target, "some_library");
 }
@@ -111,38 +99,22 @@ fn facade_and_macros_reach_every_metrics_backend() {
             .counter("facade.counter", &[("region", "eu"), ("tier", "gold")]),
         Some(3)
     );
+    assert_eq!(i.metrics.gauge_value("facade.gauge", &[("region", "eu")]), Some(7.5));
     assert_eq!(
-        i.metrics.gauge_value("facade.gauge", &[("region", "eu")]),
-        Some(7.5)
-    );
-    assert_eq!(
-        i.metrics
-            .histogram_values("facade.histogram", &[("route", "/a")]),
+        i.metrics.histogram_values("facade.histogram", &[("route", "/a")]),
         vec![12.0]
     );
-    assert_eq!(
-        i.metrics.counter("macro.counter", &[("region", "eu")]),
-        Some(2)
-    );
+    assert_eq!(i.metrics.counter("macro.counter", &[("region", "eu")]), Some(2));
     // The catalogue was described to every backend.
     assert!(i.metrics.description("http.request.duration").is_some());
 
     let (status, body) = common::get(i.guard.metrics_addr().unwrap(), "/metrics");
     assert_eq!(status, 200);
-    let series =
-        r#"facade_counter_total{service="init-test",environment="ci",region="eu",tier="gold"}"#;
+    let series = r#"facade_counter_total{service="init-test",environment="ci",region="eu",tier="gold"}"#;
     assert_eq!(common::sample(&body, series), Some(3.0), "{body}");
-    assert_eq!(
-        common::sample(&body, "macro_counter_total{"),
-        Some(2.0),
-        "{body}"
-    );
+    assert_eq!(common::sample(&body, "macro_counter_total{"), Some(2.0), "{body}");
     assert_eq!(common::sample(&body, "facade_gauge{"), Some(7.5), "{body}");
-    assert_eq!(
-        common::sample(&body, "facade_histogram_count{"),
-        Some(1.0),
-        "{body}"
-    );
+    assert_eq!(common::sample(&body, "facade_histogram_count{"), Some(1.0), "{body}");
 }
 
 #[test]
@@ -162,10 +134,7 @@ fn cached_facade_handles_count_exactly_across_threads() {
         i.metrics.counter("threads.counter", &[("parity", "even")]),
         Some(10_000)
     );
-    assert_eq!(
-        i.metrics.counter("threads.counter", &[("parity", "odd")]),
-        Some(10_000)
-    );
+    assert_eq!(i.metrics.counter("threads.counter", &[("parity", "odd")]), Some(10_000));
     let (_, body) = common::get(i.guard.metrics_addr().unwrap(), "/metrics");
     let even = common::sample(
         &body,
@@ -181,14 +150,8 @@ fn many_distinct_tag_values_stay_correct_past_the_thread_cache_size() {
         for n in 0..5_000 {
             Metrics::increment("churn.counter", 1, &[("n", &n.to_string())]);
         }
-        assert_eq!(
-            i.metrics.counter("churn.counter", &[("n", "4999")]),
-            Some(round + 1)
-        );
-        assert_eq!(
-            i.metrics.counter("churn.counter", &[("n", "0")]),
-            Some(round + 1)
-        );
+        assert_eq!(i.metrics.counter("churn.counter", &[("n", "4999")]), Some(round + 1));
+        assert_eq!(i.metrics.counter("churn.counter", &[("n", "0")]), Some(round + 1));
     }
 }
 
@@ -198,16 +161,10 @@ fn logger_flush_reaches_the_backends_and_a_second_init_is_refused() {
     let before = i.logs.flushes();
     Logger::flush();
     assert!(i.logs.flushes() > before);
-    let err = Vigil::builder()
-        .config(Config::default())
-        .install()
-        .unwrap_err();
+    let err = Vigil::builder().config(Config::default()).install().unwrap_err();
     let message = err.to_string();
     assert!(
-        matches!(
-            err,
-            vigil::Error::SubscriberAlreadySet | vigil::Error::Prometheus(_)
-        ),
+        matches!(err, vigil::Error::SubscriberAlreadySet | vigil::Error::Prometheus(_)),
         "{message}"
     );
 }

@@ -20,10 +20,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String)
     let text = String::from_utf8(raw).expect("utf-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("header end");
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
         body.to_owned()
@@ -54,10 +51,7 @@ pub struct Sample {
 
 impl Sample {
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -69,15 +63,12 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let name_end = line
-            .find(['{', ' '])
-            .unwrap_or_else(|| panic!("no value: {line}"));
+        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("no value: {line}"));
         let name = &line[..name_end];
         assert!(
-            name.chars().enumerate().all(|(i, c)| c == '_'
-                || c == ':'
-                || c.is_ascii_alphabetic()
-                || (i > 0 && c.is_ascii_digit())),
+            name.chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())),
             "bad metric name in {line}"
         );
         let mut rest = &line[name_end..];
@@ -89,9 +80,7 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
                     rest = r;
                     break;
                 }
-                let eq = rest
-                    .find('=')
-                    .unwrap_or_else(|| panic!("label without = in {line}"));
+                let eq = rest.find('=').unwrap_or_else(|| panic!("label without = in {line}"));
                 let key = rest[..eq].to_owned();
                 assert!(
                     key.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()),
@@ -160,12 +149,7 @@ pub fn promtool_check(text: &str) -> Option<String> {
             return None;
         }
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
     all.push_str(&String::from_utf8_lossy(&out.stderr));

@@ -1,0 +1,115 @@
+//! Project automation for Vigil, in the style of rust-analyzer's xtask: plain Rust, no dependencies
+//! beyond `anyhow` and std.
+//!
+//! Run it through the cargo alias in `.cargo/config.toml`:
+//!
+//! ```text
+//! cargo xtask ci [--skip <step>]...   everything CI checks, in order, failing fast
+//! cargo xtask e2e                     end-to-end check of the quickstart example
+//! cargo xtask bench                   criterion benches and a markdown report
+//! cargo xtask help                    usage
+//! ```
+
+mod bench;
+mod ci;
+mod cmd;
+mod e2e;
+mod json;
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+/// The usage text printed by `cargo xtask help` and on a bad invocation.
+const USAGE: &str = "\
+Usage: cargo xtask <command> [options]
+
+Commands:
+  ci [--skip <step>]...  run every CI check in order, failing fast:
+                           fmt       cargo fmt --all -- --check
+                           clippy    cargo clippy --workspace --all-targets --all-features -- -D warnings
+                           features  cargo check -p vigil --no-default-features [--features <f>]
+                                     for every feature of crates/vigil (each alone) and for none
+                           test      cargo nextest run (or cargo test) --workspace --all-features,
+                                     then the doctests
+                           doc       cargo doc --workspace --all-features --no-deps (RUSTDOCFLAGS=-D warnings)
+                           deny      cargo deny check licenses bans sources
+                           e2e       cargo xtask e2e
+                         --skip <step> (repeatable) skips a step, for local iteration only
+  e2e                    build and run the quickstart example, scrape and lint its /metrics with
+                         promtool, and check its JSON log lines
+  bench                  run the criterion benches of vigil and vigil-log-console and write a
+                         markdown comparison with the peer libraries to target/bench-report.md
+  help                   print this text
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nerror: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Dispatches on the first argument.
+fn run() -> Result<()> {
+    let mut args = env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    match command.as_deref() {
+        None | Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some("ci") => ci::run(&rest),
+        Some("e2e") => {
+            no_extra_args("e2e", &rest)?;
+            e2e::run()
+        }
+        Some("bench") => {
+            no_extra_args("bench", &rest)?;
+            bench::run()
+        }
+        Some(other) => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}
+
+/// Fails when a command that takes no options was given some.
+fn no_extra_args(command: &str, rest: &[String]) -> Result<()> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        eprint!("{USAGE}");
+        bail!("`cargo xtask {command}` takes no arguments, got: {}", rest.join(" "))
+    }
+}
+
+/// The workspace root: the parent of this package's directory.
+///
+/// # Panics
+///
+/// Never in practice: `xtask/` always has a parent directory.
+#[must_use]
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set (relative paths are taken from the project
+/// root, where every command of this tool runs), else `<project root>/target`.
+#[must_use]
+pub fn target_dir() -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => project_root().join(dir),
+        _ => project_root().join("target"),
+    }
+}
