@@ -128,6 +128,38 @@ fn cardinality_is_bounded_and_overflow_is_counted() {
 }
 
 #[test]
+fn overflow_is_logged_once_per_metric() {
+    use std::sync::Arc;
+    use tracing_subscriber::prelude::*;
+    use vigil_core::{Level, LogLayer, MemoryLogBackend, Resource};
+
+    let logs = Arc::new(MemoryLogBackend::new());
+    let subscriber =
+        tracing_subscriber::registry().with(LogLayer::new(Resource::new("svc", "test")).with_backend(logs.clone()));
+    let b = PrometheusBackend::builder().max_series_per_metric(2).build().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        metrics::with_local_recorder(&b, || {
+            for i in 0..50 {
+                metrics::counter!("a.metric", "k" => i.to_string()).increment(1);
+                metrics::counter!("b.metric", "k" => i.to_string()).increment(1);
+            }
+        });
+    });
+    let warnings: Vec<_> = logs
+        .records()
+        .into_iter()
+        .filter(|r| r.level == Level::Warning)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().all(|w| w.message.contains("label-set limit")));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.field("metric") == Some(&vigil_core::OwnedValue::Str("a.metric".into())))
+    );
+}
+
+#[test]
 fn metric_names_are_bounded_too() {
     let b = PrometheusBackend::builder().max_metric_names(20).build().unwrap();
     metrics::with_local_recorder(&b, || {
