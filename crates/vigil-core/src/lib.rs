@@ -26,6 +26,7 @@
 
 pub mod catalogue;
 pub mod config;
+pub mod handles;
 mod layer;
 mod level;
 mod log_backend;

@@ -12,7 +12,7 @@ use tracing_subscriber::prelude::*;
 use vigil_core::config::{LoggerBackendKind, MetricsBackendKind};
 use vigil_core::{BackendRecorder, Config, LogBackend, LogLayer, MetricsBackend};
 
-use crate::{Error, facade_logger, facade_metrics};
+use crate::{Error, facade_logger};
 
 /// How long dropping the [`Guard`] waits for backends to flush.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -187,7 +187,7 @@ impl VigilBuilder {
             ),
         };
         metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadySet)?;
-        facade_metrics::remember_global_recorder();
+        vigil_core::handles::remember_global_recorder();
         vigil_core::catalogue::describe_all();
 
         facade_logger::remember_backends(log_backends.clone());
