@@ -83,6 +83,24 @@ pub const HTTP_REQUEST_COUNT: MetricDef = MetricDef {
     help: "Number of HTTP requests handled.",
 };
 
+/// `http.request.in_flight`: requests being handled.
+pub const HTTP_REQUESTS_IN_FLIGHT: MetricDef = MetricDef {
+    name: "http.request.in_flight",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "HTTP requests being handled: called, and the response body not yet finished.",
+};
+
+/// `http.response.size`: response body size in bytes.
+pub const HTTP_RESPONSE_SIZE: MetricDef = MetricDef {
+    name: "http.response.size",
+    kind: MetricKind::Histogram,
+    unit: Some(Unit::Bytes),
+    tags: &["route", "method", "status"],
+    help: "HTTP response body size, as sent.",
+};
+
 /// `database.query.duration`: query execution time in milliseconds.
 pub const DATABASE_QUERY_DURATION: MetricDef = MetricDef {
     name: "database.query.duration",
@@ -119,6 +137,15 @@ pub const WEBSOCKET_MESSAGES: MetricDef = MetricDef {
     help: "Number of WebSocket messages, by event and direction (in or out).",
 };
 
+/// `websocket.connection.duration`: how long WebSocket connections stayed open, in milliseconds.
+pub const WEBSOCKET_CONNECTION_DURATION: MetricDef = MetricDef {
+    name: "websocket.connection.duration",
+    kind: MetricKind::Histogram,
+    unit: Some(Unit::Milliseconds),
+    tags: &["channel"],
+    help: "WebSocket connection duration, from the accepted handshake until the connection closed, failed or was dropped.",
+};
+
 /// `vigil.log.dropped`: log lines a backend dropped, by reason.
 pub const VIGIL_LOG_DROPPED: MetricDef = MetricDef {
     name: "vigil.log.dropped",
@@ -141,10 +168,13 @@ pub const VIGIL_METRICS_OVERFLOW: MetricDef = MetricDef {
 pub const ALL: &[MetricDef] = &[
     HTTP_REQUEST_DURATION,
     HTTP_REQUEST_COUNT,
+    HTTP_REQUESTS_IN_FLIGHT,
+    HTTP_RESPONSE_SIZE,
     DATABASE_QUERY_DURATION,
     DATABASE_QUERY_COUNT,
     WEBSOCKET_CONNECTIONS,
     WEBSOCKET_MESSAGES,
+    WEBSOCKET_CONNECTION_DURATION,
     VIGIL_LOG_DROPPED,
     VIGIL_METRICS_OVERFLOW,
 ];

@@ -316,6 +316,14 @@ impl Default for PrometheusConfig {
     }
 }
 
+/// HTTP telemetry settings (`vigil-http`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Write one access-log record per request (`HTTP_ACCESS_LOG`), default false.
+    pub access_log: bool,
+}
+
 /// Datadog settings.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -360,6 +368,8 @@ pub struct Config {
     /// The Prometheus endpoint (also accepted under the seed's name, `reporter_options`).
     #[serde(alias = "reporter_options")]
     pub prometheus: PrometheusConfig,
+    /// HTTP telemetry.
+    pub http: HttpConfig,
     /// Datadog.
     pub datadog: DatadogConfig,
 }
@@ -374,6 +384,7 @@ impl Default for Config {
             metrics_backends: vec![MetricsBackendKind::Prometheus],
             log: LogConfig::default(),
             prometheus: PrometheusConfig::default(),
+            http: HttpConfig::default(),
             datadog: DatadogConfig::default(),
         }
     }
@@ -665,6 +676,7 @@ impl Config {
                 "PROMETHEUS_HOST" => self.prometheus.host = parse::<Name>(name, &value)?.0,
                 "PROMETHEUS_PORT" => self.prometheus.port = parse(name, &value)?,
                 "PROMETHEUS_MAX_SERIES_PER_METRIC" => self.prometheus.max_series_per_metric = parse(name, &value)?,
+                "HTTP_ACCESS_LOG" => self.http.access_log = parse(name, &value)?,
                 "ENABLE_DATADOG" => self.datadog.enabled = parse(name, &value)?,
                 "DATADOG_API_KEY" => self.datadog.api_key = Some(Secret(value.trim().to_owned())),
                 "DATADOG_APP_KEY" => self.datadog.app_key = Some(Secret(value.trim().to_owned())),

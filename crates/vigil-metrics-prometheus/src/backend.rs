@@ -30,6 +30,20 @@ pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Bucket upper bounds for histograms in bytes (sizes): 64 B to 16 MiB, by fours.
+pub const SIZE_BUCKETS_BYTES: &[f64] = &[
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+];
+
 /// Configures a [`PrometheusBackend`].
 #[derive(Debug, Clone)]
 pub struct PrometheusBackendBuilder {
@@ -98,6 +112,8 @@ impl PrometheusBackendBuilder {
             .set_buckets(&self.buckets)
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), DURATION_BUCKETS_SECONDS)
+            .map_err(|e| PrometheusError::Exporter(e.to_string()))?
+            .set_buckets_for_metric(Matcher::Suffix("_bytes".to_owned()), SIZE_BUCKETS_BYTES)
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?;
         for (k, v) in &self.global_labels {
             builder = builder.add_global_label(k, v);
@@ -188,6 +204,7 @@ struct Inner {
 ///   `_total`: `http.request.count` is `http_request_total`), invalid characters become `_`;
 /// - exports base units: a histogram described in milliseconds (the catalogue's durations) is
 ///   exported in seconds with a `_seconds` suffix and second buckets, its values converted;
+///   sizes are exported in bytes with a `_bytes` suffix and size buckets;
 /// - renders every histogram as a real histogram with buckets, never a summary;
 /// - gives every metric HELP text (a generic one when it was not described before first use);
 /// - limits label sets per metric: past the limit, new label sets fold into one overflow
@@ -276,8 +293,12 @@ impl PrometheusBackend {
                 .to_owned(),
             Kind::Gauge | Kind::Histogram => name.to_owned(),
         };
+        // The unit goes into the key's name (not only the rendered name) so bucket matchers see it.
         if exported_unit == Some(Unit::Seconds) && !export.ends_with("seconds") {
             export.push_str("_seconds");
+        }
+        if kind != Kind::Counter && exported_unit == Some(Unit::Bytes) && !export.ends_with("bytes") {
+            export.push_str("_bytes");
         }
         let state = NameState {
             export_name: KeyName::from(export),

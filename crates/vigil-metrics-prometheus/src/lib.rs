@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 
 pub use backend::{
     DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_SERIES_PER_METRIC, DURATION_BUCKETS_SECONDS, OVERFLOW_LABEL_VALUE,
-    PrometheusBackend, PrometheusBackendBuilder, TOO_MANY_METRICS,
+    PrometheusBackend, PrometheusBackendBuilder, SIZE_BUCKETS_BYTES, TOO_MANY_METRICS,
 };
 pub use server::{CONTENT_TYPE_TEXT, MetricsServer};
 

@@ -62,6 +62,16 @@ fn catalogue_and_user_metrics_follow_prometheus_naming_and_pass_promtool() {
             .any(|s| s.name == "request_duration_bucket" && s.label("le") == Some("50"))
     );
     assert_eq!(find("queue_size_bytes").value, 2048.0);
+    metrics::with_local_recorder(&b, || {
+        metrics::histogram!("http.response.size", "route" => "/a", "method" => "GET", "status" => "200").record(300.0);
+    });
+    let text = b.render();
+    let samples = parse_exposition(&text);
+    let le_1k = samples
+        .iter()
+        .find(|s| s.name == "http_response_size_bytes_bucket" && s.label("le") == Some("1024"))
+        .unwrap_or_else(|| panic!("size buckets in\n{text}"));
+    assert_eq!(le_1k.value, 1.0);
     assert!(!text.contains("summary"), "histograms must not be summaries:\n{text}");
     for name in [
         "http_request_total",

@@ -132,7 +132,12 @@ impl VigilBuilder {
             None => Config::load()?,
         };
         let resource = config.resource();
-        let mut guard = Guard::default();
+        let mut guard = Guard {
+            config: Arc::new(Config::default()),
+            log_backends: Vec::new(),
+            metrics_server: None,
+            done: false,
+        };
 
         // Logs.
         let mut log_backends: Vec<Arc<dyn LogBackend>> = Vec::new();
@@ -192,6 +197,7 @@ impl VigilBuilder {
 
         facade_logger::remember_backends(log_backends.clone());
         guard.log_backends = log_backends;
+        guard.config = Arc::new(config);
         Ok(guard)
     }
 }
@@ -252,8 +258,8 @@ fn prometheus_backend(_config: &Config) -> Result<(Box<dyn Recorder + Send + Syn
 /// Keeps Vigil running. Dropping it, or calling [`shutdown`](Self::shutdown), flushes every
 /// log backend and stops the metrics endpoint.
 #[must_use = "dropping the guard shuts Vigil down"]
-#[derive(Default)]
 pub struct Guard {
+    config: Arc<Config>,
     log_backends: Vec<Arc<dyn LogBackend>>,
     metrics_server: Option<MetricsServer>,
     done: bool,
@@ -269,6 +275,25 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
+    /// The configuration Vigil was installed with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The HTTP telemetry layer, configured (access log) from this installation's
+    /// configuration. Add it outermost to the router or service stack.
+    ///
+    /// ```no_run
+    /// let guard = vigil::init().expect("vigil");
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .layer(guard.http_layer());
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_layer(&self) -> vigil_http::HttpMetricsLayer {
+        vigil_http::HttpMetricsLayer::new().access_log(self.config.http.access_log)
+    }
+
     /// The address the Prometheus endpoint listens on, when it runs.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         #[cfg(feature = "prometheus")]

@@ -27,7 +27,8 @@
 //! |---|---|---|
 //! | `console` | the console logger backend (`vigil-log-console`) | yes |
 //! | `prometheus` | the Prometheus metrics backend and `/metrics` (`vigil-metrics-prometheus`) | yes |
-//! | `datadog`, `dogstatsd`, `http`, `ws`, `db`, `vm` | reserved for the crates that are not in this release yet | no |
+//! | `http` | HTTP request telemetry: a tower layer (`vigil-http`), see [`Guard::http_layer`] | no |
+//! | `datadog`, `dogstatsd`, `ws`, `db`, `vm` | reserved for the crates that are not in this release yet | no |
 //! | `full` | everything | no |
 //!
 //! Custom backends implement [`LogBackend`] or [`MetricsBackend`] and are added with
@@ -57,12 +58,16 @@ pub use vigil_log_console as console;
 #[cfg(feature = "prometheus")]
 pub use vigil_metrics_prometheus as prometheus;
 
+/// HTTP telemetry: [`http::HttpMetricsLayer`].
+#[cfg(feature = "http")]
+pub use vigil_http as http;
+
 /// Re-exported so custom backends and tests need no extra dependency.
 pub use metrics;
 /// Re-exported so applications log with the same crate version Vigil reads.
 pub use tracing;
 
-/// The README's Rust examples, compiled as doctests so they stay true.
-#[cfg(doctest)]
+/// The README's Rust examples, compiled as doctests so they stay true (they use every feature).
+#[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
