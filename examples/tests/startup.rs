@@ -1,6 +1,8 @@
 //! Start-up errors of the quickstart example: each bad value stops it with one line naming
 //! the variable, exit status 2, no panic.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 

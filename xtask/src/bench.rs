@@ -36,20 +36,35 @@ struct Measurement {
     median_ns: f64,
 }
 
-/// Runs the benches, then prints the report and writes it to `target/bench-report.md`.
+/// Runs the benches (`parts`: `criterion`, `wrk`, or both when empty), then prints the report
+/// and writes it to `target/bench-report.md`.
 ///
 /// # Errors
 ///
 /// When a bench fails, or criterion's results are missing or unreadable.
-pub fn run() -> Result<()> {
-    for (package, bench) in BENCHES {
-        Cmd::cargo(format!("bench: {package}/{bench}"))
-            .args(["bench", "-p", package, "--bench", bench])
-            .run()?;
+pub fn run(parts: &[String]) -> Result<()> {
+    for part in parts {
+        if part != "criterion" && part != "wrk" {
+            bail!("unknown bench part `{part}`: expected criterion or wrk");
+        }
     }
-    let criterion = criterion_dir();
-    let measurements = collect(&criterion)?;
-    let report = render(&measurements);
+    let wants = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    let mut report = String::new();
+    if wants("criterion") {
+        for (package, bench) in BENCHES {
+            Cmd::cargo(format!("bench: {package}/{bench}"))
+                .args(["bench", "-p", package, "--bench", bench])
+                .run()?;
+        }
+        let criterion = criterion_dir();
+        let measurements = collect(&criterion)?;
+        report.push_str(&render(&measurements));
+    }
+    if wants("wrk") {
+        let wrk = crate::wrk::run()?;
+        report.push('\n');
+        report.push_str(&wrk.render());
+    }
     print!("\n{report}");
     let path = target_dir().join("bench-report.md");
     fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;

@@ -15,6 +15,7 @@ mod ci;
 mod cmd;
 mod e2e;
 mod json;
+mod wrk;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -40,8 +41,9 @@ Commands:
                          --skip <step> (repeatable) skips a step, for local iteration only
   e2e                    build and run the quickstart example, scrape and lint its /metrics with
                          promtool, and check its JSON log lines
-  bench                  run the criterion benches of vigil and vigil-log-console and write a
-                         markdown comparison with the peer libraries to target/bench-report.md
+  bench [criterion|wrk]  run the criterion benches (metrics facade, console logger) and the wrk
+                         run (hello-world axum: bare, Vigil's layer, axum-prometheus), and write
+                         a markdown comparison with the peers to target/bench-report.md
   help                   print this text
 ";
 
@@ -70,10 +72,7 @@ fn run() -> Result<()> {
             no_extra_args("e2e", &rest)?;
             e2e::run()
         }
-        Some("bench") => {
-            no_extra_args("bench", &rest)?;
-            bench::run()
-        }
+        Some("bench") => bench::run(&rest),
         Some(other) => {
             eprint!("{USAGE}");
             bail!("unknown command `{other}`")

@@ -43,6 +43,8 @@ pub struct MetricDef {
     pub tags: &'static [&'static str],
     /// The help text.
     pub help: &'static str,
+    /// Histogram bucket upper bounds, in the metric's unit, when the default ones do not fit.
+    pub buckets: Option<&'static [f64]>,
 }
 
 impl MetricDef {
@@ -65,6 +67,20 @@ pub const DURATION_BUCKETS_MS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
 ];
 
+/// Histogram bucket upper bounds for long-lived connections, in milliseconds: 1 s to 24 h.
+pub const CONNECTION_BUCKETS_MS: &[f64] = &[
+    1_000.0,
+    5_000.0,
+    15_000.0,
+    60_000.0,
+    300_000.0,
+    900_000.0,
+    1_800_000.0,
+    3_600_000.0,
+    14_400_000.0,
+    86_400_000.0,
+];
+
 /// `http.request.duration`: request duration in milliseconds.
 pub const HTTP_REQUEST_DURATION: MetricDef = MetricDef {
     name: "http.request.duration",
@@ -72,6 +88,7 @@ pub const HTTP_REQUEST_DURATION: MetricDef = MetricDef {
     unit: Some(Unit::Milliseconds),
     tags: &["route", "method", "status"],
     help: "HTTP request duration, from the request's arrival until its response body was sent.",
+    buckets: None,
 };
 
 /// `http.request.count`: number of requests.
@@ -81,6 +98,7 @@ pub const HTTP_REQUEST_COUNT: MetricDef = MetricDef {
     unit: None,
     tags: &["route", "method", "status"],
     help: "Number of HTTP requests handled.",
+    buckets: None,
 };
 
 /// `http.request.in_flight`: requests being handled.
@@ -90,6 +108,7 @@ pub const HTTP_REQUESTS_IN_FLIGHT: MetricDef = MetricDef {
     unit: None,
     tags: &[],
     help: "HTTP requests being handled: called, and the response body not yet finished.",
+    buckets: None,
 };
 
 /// `http.response.size`: response body size in bytes.
@@ -99,6 +118,7 @@ pub const HTTP_RESPONSE_SIZE: MetricDef = MetricDef {
     unit: Some(Unit::Bytes),
     tags: &["route", "method", "status"],
     help: "HTTP response body size, as sent.",
+    buckets: None,
 };
 
 /// `database.query.duration`: query execution time in milliseconds.
@@ -108,6 +128,7 @@ pub const DATABASE_QUERY_DURATION: MetricDef = MetricDef {
     unit: Some(Unit::Milliseconds),
     tags: &["source", "operation"],
     help: "Database query execution time.",
+    buckets: None,
 };
 
 /// `database.query.count`: number of queries.
@@ -117,6 +138,7 @@ pub const DATABASE_QUERY_COUNT: MetricDef = MetricDef {
     unit: None,
     tags: &["source", "operation"],
     help: "Number of database queries executed.",
+    buckets: None,
 };
 
 /// `websocket.connections`: current number of WebSocket connections.
@@ -126,6 +148,7 @@ pub const WEBSOCKET_CONNECTIONS: MetricDef = MetricDef {
     unit: None,
     tags: &["channel"],
     help: "Current number of open WebSocket connections.",
+    buckets: None,
 };
 
 /// `websocket.messages`: number of WebSocket messages.
@@ -135,6 +158,7 @@ pub const WEBSOCKET_MESSAGES: MetricDef = MetricDef {
     unit: None,
     tags: &["channel", "event", "direction"],
     help: "Number of WebSocket messages, by event and direction (in or out).",
+    buckets: None,
 };
 
 /// `websocket.connection.duration`: how long WebSocket connections stayed open, in milliseconds.
@@ -144,6 +168,7 @@ pub const WEBSOCKET_CONNECTION_DURATION: MetricDef = MetricDef {
     unit: Some(Unit::Milliseconds),
     tags: &["channel"],
     help: "WebSocket connection duration, from the accepted handshake until the connection closed, failed or was dropped.",
+    buckets: Some(CONNECTION_BUCKETS_MS),
 };
 
 /// `vigil.log.dropped`: log lines a backend dropped, by reason.
@@ -153,6 +178,7 @@ pub const VIGIL_LOG_DROPPED: MetricDef = MetricDef {
     unit: None,
     tags: &["backend", "reason"],
     help: "Log records a Vigil backend dropped: reason is queue_full (the application outpaced the writer) or write_error (the destination failed).",
+    buckets: None,
 };
 
 /// `vigil.metrics.overflow`: metric updates folded into an overflow series.
@@ -162,6 +188,7 @@ pub const VIGIL_METRICS_OVERFLOW: MetricDef = MetricDef {
     unit: None,
     tags: &["metric"],
     help: "Registrations of a new label set past the metric's cardinality limit, folded into the metric's overflow series (label values __overflow__).",
+    buckets: None,
 };
 
 /// Every metric in the catalogue.

@@ -118,6 +118,17 @@ impl PrometheusBackendBuilder {
         for (k, v) in &self.global_labels {
             builder = builder.add_global_label(k, v);
         }
+        // Catalogue histograms with buckets of their own (long-lived connections), in base units.
+        for def in catalogue::ALL {
+            if let (catalogue::MetricKind::Histogram, Some(buckets)) = (def.kind, def.buckets) {
+                let (state, _) = PrometheusBackend::new_state(def.name, Kind::Histogram, def.unit);
+                let scale = state.scale.unwrap_or(1.0);
+                let scaled: Vec<f64> = buckets.iter().map(|b| b * scale).collect();
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full(state.export_name.as_str().to_owned()), &scaled)
+                    .map_err(|e| PrometheusError::Exporter(e.to_string()))?;
+            }
+        }
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let backend = PrometheusBackend {

@@ -72,6 +72,22 @@ fn catalogue_and_user_metrics_follow_prometheus_naming_and_pass_promtool() {
         .find(|s| s.name == "http_response_size_bytes_bucket" && s.label("le") == Some("1024"))
         .unwrap_or_else(|| panic!("size buckets in\n{text}"));
     assert_eq!(le_1k.value, 1.0);
+    // Connection durations get their own buckets, up to a day.
+    metrics::with_local_recorder(&b, || {
+        metrics::histogram!("websocket.connection.duration", "channel" => "comments").record(90_000.0);
+    });
+    let text = b.render();
+    let samples = parse_exposition(&text);
+    let le_5min = samples
+        .iter()
+        .find(|s| s.name == "websocket_connection_duration_seconds_bucket" && s.label("le") == Some("300"))
+        .unwrap_or_else(|| panic!("connection buckets in\n{text}"));
+    assert_eq!(le_5min.value, 1.0);
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.name == "websocket_connection_duration_seconds_bucket" && s.label("le") == Some("86400"))
+    );
     assert!(!text.contains("summary"), "histograms must not be summaries:\n{text}");
     for name in [
         "http_request_total",

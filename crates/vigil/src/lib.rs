@@ -28,7 +28,8 @@
 //! | `console` | the console logger backend (`vigil-log-console`) | yes |
 //! | `prometheus` | the Prometheus metrics backend and `/metrics` (`vigil-metrics-prometheus`) | yes |
 //! | `http` | HTTP request telemetry: a tower layer (`vigil-http`), see [`Guard::http_layer`] | no |
-//! | `datadog`, `dogstatsd`, `ws`, `db`, `vm` | reserved for the crates that are not in this release yet | no |
+//! | `ws` | WebSocket telemetry for axum and tokio-tungstenite sockets (`vigil-ws`) | no |
+//! | `datadog`, `dogstatsd`, `db`, `vm` | reserved for the crates that are not in this release yet | no |
 //! | `full` | everything | no |
 //!
 //! Custom backends implement [`LogBackend`] or [`MetricsBackend`] and are added with
@@ -61,6 +62,10 @@ pub use vigil_metrics_prometheus as prometheus;
 /// HTTP telemetry: [`http::HttpMetricsLayer`].
 #[cfg(feature = "http")]
 pub use vigil_http as http;
+
+/// WebSocket telemetry: [`ws::WsMetrics`].
+#[cfg(feature = "ws")]
+pub use vigil_ws as ws;
 
 /// Re-exported so custom backends and tests need no extra dependency.
 pub use metrics;
