@@ -186,7 +186,12 @@ async fn serve_socket(socket: WebSocket, video_id: i64, state: AppState) {
                         }
                     }
                 }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(Message::Close(_))) => {
+                    // Send the close frame the protocol answers with, then end.
+                    let _ = outgoing.close().await;
+                    break;
+                }
+                Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
             _ = shutdown.changed() => {

@@ -1,12 +1,16 @@
 //! `cargo xtask e2e`: runs the quickstart example, scrapes its `/metrics` endpoint, lints the
-//! output with `promtool` and checks its JSON log lines.
+//! output with `promtool` and checks its JSON log lines; then runs the `realtime_server` example
+//! under real HTTP and WebSocket traffic and checks its metrics and logs exactly (see [`realtime`]).
+
+mod realtime;
 
 use std::env;
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -37,6 +41,12 @@ const REQUIRED_LABELS: [(&str, &str); 2] = [("service", "quickstart"), ("environ
 /// When any stage fails; the message says which and shows the relevant output.
 pub fn run() -> Result<()> {
     let promtool = ensure_promtool()?;
+    quickstart(&promtool)?;
+    realtime::run(&promtool)
+}
+
+/// The quickstart stage.
+fn quickstart(promtool: &Path) -> Result<()> {
     Cmd::cargo("e2e: build")
         .args(["build", "-p", "examples", "--example", "quickstart"])
         .run()?;
@@ -52,8 +62,16 @@ pub fn run() -> Result<()> {
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
     let port = free_port()?;
-    let mut app = App::start(&binary, port)?;
-    let result = check_running_app(&mut app, port, &promtool, &out_dir);
+    let envs = [
+        ("PROMETHEUS_PORT", port.to_string()),
+        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("LOG_LEVEL", "info".to_owned()),
+        ("VIGIL_SERVICE", "quickstart".to_owned()),
+        ("VIGIL_ENV", "ci".to_owned()),
+    ];
+    let mut app = App::start(&binary, &envs)?;
+    let result = check_running_app(&mut app, port, promtool, &out_dir);
     let pid = app.pid;
     let stdout = app.stop();
     let stdout_file = out_dir.join("stdout.jsonl");
@@ -188,20 +206,12 @@ struct App {
 }
 
 impl App {
-    /// Starts the example with the environment the checks expect.
-    fn start(binary: &Path, port: u16) -> Result<Self> {
-        let envs = [
-            ("PROMETHEUS_PORT", port.to_string()),
-            ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
-            ("LOG_FORMAT", "json".to_owned()),
-            ("LOG_LEVEL", "info".to_owned()),
-            ("VIGIL_SERVICE", "quickstart".to_owned()),
-            ("VIGIL_ENV", "ci".to_owned()),
-        ];
+    /// Starts the example with `envs` added to the environment.
+    fn start(binary: &Path, envs: &[(&str, String)]) -> Result<Self> {
         let shown: Vec<String> = envs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         eprintln!("$ {} {} &", shown.join(" "), binary.display());
         let mut child = Command::new(binary)
-            .envs(envs)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .current_dir(project_root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -251,6 +261,31 @@ impl App {
     /// A copy of stdout so far.
     fn stdout_snapshot(&self) -> Vec<u8> {
         self.stdout.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Sends SIGTERM (`kill -TERM <pid>`) and waits up to `timeout` for the process to exit.
+    fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("the example had already exited ({status}) before SIGTERM was sent");
+        }
+        let pid = self.pid.to_string();
+        eprintln!("$ kill -TERM {pid}");
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running `kill -TERM`")?;
+        ensure!(kill.success(), "`kill -TERM {pid}` failed ({kill})");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the example (pid {pid}) was still running {timeout:?} after SIGTERM, expected it to exit"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Kills the process, waits for it and for the reader, and returns all of its stdout.
@@ -326,21 +361,40 @@ impl Response {
 
 /// `GET path` on 127.0.0.1:port with a minimal HTTP/1.1 client (`Connection: close`).
 fn http_get(port: u16, path: &str) -> Result<Response> {
+    http_request(port, "GET", path, &[], None)
+}
+
+/// `method path` on 127.0.0.1:port with a minimal HTTP/1.1 client (`Connection: close`), with
+/// extra request headers and an optional body (sent with `Content-Length`).
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream =
         TcpStream::connect_timeout(&addr, Duration::from_secs(1)).with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        let _ = write!(request, "{name}: {value}\r\n");
+    }
+    if let Some(body) = body {
+        let _ = write!(request, "Content-Length: {}\r\n", body.len());
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    stream.write_all(&bytes)?;
     stream.flush()?;
     let mut raw = Vec::new();
     stream
         .read_to_end(&mut raw)
-        .with_context(|| format!("reading the response to GET {path}"))?;
-    parse_response(&raw).with_context(|| format!("parsing the response to GET {path}"))
+        .with_context(|| format!("reading the response to {method} {path}"))?;
+    parse_response(&raw).with_context(|| format!("parsing the response to {method} {path}"))
 }
 
 /// Parses a complete HTTP/1.1 response as read up to the closed connection.
@@ -523,8 +577,23 @@ fn check_series(body: &str) -> Result<MetricsSummary> {
     Ok(MetricsSummary { samples, families })
 }
 
+/// Label names and values, in order.
+type Labels = Vec<(String, String)>;
+
 /// Splits a Prometheus text-format sample line into its metric name and labels (unescaped).
-fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>)> {
+fn parse_sample(line: &str) -> Result<(String, Labels)> {
+    split_sample(line).map(|(name, labels, _)| (name, labels))
+}
+
+/// Like [`parse_sample`], also returning the value (the first word after the labels).
+fn parse_sample_value(line: &str) -> Result<(String, Labels, String)> {
+    let (name, labels, rest) = split_sample(line)?;
+    let value = rest.split_whitespace().next().unwrap_or_default().to_owned();
+    Ok((name, labels, value))
+}
+
+/// [`parse_sample`]'s work: the name, the labels, and the text after them (value and timestamp).
+fn split_sample(line: &str) -> Result<(String, Labels, &str)> {
     let name_end = line.find(['{', ' ', '\t']).context("no value after the metric name")?;
     let name = &line[..name_end];
     ensure!(is_metric_name(name), "invalid metric name {name:?}");
@@ -553,7 +622,7 @@ fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>)> {
     }
     ensure!(rest.starts_with([' ', '\t']), "no value after the labels");
     ensure!(!rest.trim().is_empty(), "no value");
-    Ok((name.to_owned(), labels))
+    Ok((name.to_owned(), labels, rest))
 }
 
 /// Parses a quoted label value (escapes `\\`, `\"`, `\n`), returning it and the text after it.

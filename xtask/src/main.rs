@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo xtask ci [--skip <step>]...   everything CI checks, in order, failing fast
-//! cargo xtask e2e                     end-to-end check of the quickstart example
+//! cargo xtask e2e                     end-to-end check of the quickstart and realtime_server examples
 //! cargo xtask bench                   criterion benches and a markdown report
 //! cargo xtask help                    usage
 //! ```
@@ -16,6 +16,7 @@ mod cmd;
 mod e2e;
 mod json;
 mod wrk;
+mod ws;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,8 @@ Commands:
                            e2e       cargo xtask e2e
                          --skip <step> (repeatable) skips a step, for local iteration only
   e2e                    build and run the quickstart example, scrape and lint its /metrics with
-                         promtool, and check its JSON log lines
+                         promtool, and check its JSON log lines; then run the realtime_server
+                         example under HTTP and WebSocket traffic and check its metrics and logs
   bench [criterion|wrk]  run the criterion benches (metrics facade, console logger) and the wrk
                          run (hello-world axum: bare, Vigil's layer, axum-prometheus), and write
                          a markdown comparison with the peers to target/bench-report.md

@@ -423,7 +423,7 @@ pub enum ConfigError {
 }
 
 /// One environment variable Vigil reads.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct EnvVar {
     /// The variable's name.
     pub name: &'static str,
@@ -433,6 +433,8 @@ pub struct EnvVar {
     pub default: &'static str,
     /// What it does.
     pub doc: &'static str,
+    /// Parses `value` and sets it on the configuration.
+    pub apply: fn(&mut Config, &'static str, &str) -> Result<(), ConfigError>,
 }
 
 /// Every environment variable Vigil reads, in the order they are applied.
@@ -442,120 +444,207 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "-",
         default: "vigil.toml (if present)",
         doc: "Path of the TOML config file; must exist when set.",
+        apply: |_, _, _| Ok(()),
     },
     EnvVar {
         name: "DD_SERVICE",
         key: "service",
         default: "executable name",
         doc: "Service name (Datadog unified tagging).",
+        apply: |c, n, v| {
+            c.service = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
     EnvVar {
         name: "VIGIL_SERVICE",
         key: "service",
         default: "executable name",
         doc: "Service name; wins over DD_SERVICE.",
+        apply: |c, n, v| {
+            c.service = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
     EnvVar {
         name: "DD_ENV",
         key: "environment",
         default: "development",
         doc: "Environment (Datadog unified tagging).",
+        apply: |c, n, v| {
+            c.environment = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
     EnvVar {
         name: "VIGIL_ENV",
         key: "environment",
         default: "development",
         doc: "Environment; wins over DD_ENV.",
+        apply: |c, n, v| {
+            c.environment = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
     EnvVar {
         name: "DD_VERSION",
         key: "version",
         default: "(empty)",
         doc: "Service version (Datadog unified tagging).",
+        apply: |c, n, v| {
+            c.version = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
     EnvVar {
         name: "VIGIL_VERSION",
         key: "version",
         default: "(empty)",
         doc: "Service version; wins over DD_VERSION.",
+        apply: |c, n, v| {
+            c.version = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
     EnvVar {
         name: "LOGGER_BACKENDS",
         key: "logger_backends",
         default: "console",
         doc: "Comma-separated logger backends: console, datadog.",
+        apply: |c, n, v| {
+            c.logger_backends = parse_list(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "METRICS_BACKENDS",
         key: "metrics_backends",
         default: "prometheus",
         doc: "Comma-separated metrics backends: prometheus, dogstatsd.",
+        apply: |c, n, v| {
+            c.metrics_backends = parse_list(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "LOG_LEVEL",
         key: "log.level",
         default: "info",
         doc: "Minimum level: trace, debug, info, warning (or warn), error.",
+        apply: |c, n, v| {
+            c.log.level = parse(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "LOG_FORMAT",
         key: "log.format",
         default: "text",
         doc: "Console format: text or json.",
+        apply: |c, n, v| {
+            c.log.format = parse(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "LOG_COLOR",
         key: "log.color",
         default: "auto",
         doc: "Colour text lines: auto (a terminal without NO_COLOR), always, never.",
+        apply: |c, n, v| {
+            c.log.color = parse(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "LOG_QUEUE_CAPACITY",
         key: "log.queue_capacity",
         default: "8192",
         doc: "Console lines queued before new ones are dropped and counted.",
+        apply: |c, n, v| {
+            c.log.queue_capacity = parse(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "PROMETHEUS_HOST",
         key: "prometheus.host",
         default: "localhost",
         doc: "Address the /metrics endpoint binds (0.0.0.0 for all interfaces).",
+        apply: |c, n, v| {
+            c.prometheus.host = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
     EnvVar {
         name: "PROMETHEUS_PORT",
         key: "prometheus.port",
         default: "9568",
         doc: "Port of the /metrics endpoint, 1-65535.",
+        apply: |c, n, v| {
+            c.prometheus.port = parse(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "PROMETHEUS_MAX_SERIES_PER_METRIC",
         key: "prometheus.max_series_per_metric",
         default: "1000",
         doc: "Label sets per metric before new ones fold into an overflow series.",
+        apply: |c, n, v| {
+            c.prometheus.max_series_per_metric = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "HTTP_ACCESS_LOG",
+        key: "http.access_log",
+        default: "false",
+        doc: "Write one access-log record per HTTP request.",
+        apply: |c, n, v| {
+            c.http.access_log = parse(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "ENABLE_DATADOG",
         key: "datadog.enabled",
         default: "false",
         doc: "Turn on the Datadog integration (needs DATADOG_API_KEY).",
+        apply: |c, n, v| {
+            c.datadog.enabled = parse(n, v)?;
+            Ok(())
+        },
     },
     EnvVar {
         name: "DATADOG_API_KEY",
         key: "datadog.api_key",
         default: "(none)",
         doc: "Datadog API key. Secret: never logged or shown.",
+        apply: |c, _, v| {
+            c.datadog.api_key = Some(Secret(v.trim().to_owned()));
+            Ok(())
+        },
     },
     EnvVar {
         name: "DATADOG_APP_KEY",
         key: "datadog.app_key",
         default: "(none)",
         doc: "Datadog application key, for publishing dashboards and monitors. Secret.",
+        apply: |c, _, v| {
+            c.datadog.app_key = Some(Secret(v.trim().to_owned()));
+            Ok(())
+        },
     },
     EnvVar {
         name: "DATADOG_SITE",
         key: "datadog.site",
         default: "datadoghq.com",
         doc: "Datadog site, such as datadoghq.eu.",
+        apply: |c, n, v| {
+            c.datadog.site = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
     },
 ];
 
@@ -583,6 +672,15 @@ fn parse_list<T: Setting>(var: &'static str, value: &str) -> Result<Vec<T>, Conf
         }
     }
     Ok(out)
+}
+
+impl std::fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvVar")
+            .field("name", &self.name)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -662,27 +760,7 @@ impl Config {
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         for var in ENV_VARS {
             let Some(value) = env(var.name) else { continue };
-            let name = var.name;
-            match name {
-                "DD_SERVICE" | "VIGIL_SERVICE" => self.service = parse::<Name>(name, &value)?.0,
-                "DD_ENV" | "VIGIL_ENV" => self.environment = parse::<Name>(name, &value)?.0,
-                "DD_VERSION" | "VIGIL_VERSION" => self.version = parse::<Name>(name, &value)?.0,
-                "LOGGER_BACKENDS" => self.logger_backends = parse_list(name, &value)?,
-                "METRICS_BACKENDS" => self.metrics_backends = parse_list(name, &value)?,
-                "LOG_LEVEL" => self.log.level = parse(name, &value)?,
-                "LOG_FORMAT" => self.log.format = parse(name, &value)?,
-                "LOG_COLOR" => self.log.color = parse(name, &value)?,
-                "LOG_QUEUE_CAPACITY" => self.log.queue_capacity = parse(name, &value)?,
-                "PROMETHEUS_HOST" => self.prometheus.host = parse::<Name>(name, &value)?.0,
-                "PROMETHEUS_PORT" => self.prometheus.port = parse(name, &value)?,
-                "PROMETHEUS_MAX_SERIES_PER_METRIC" => self.prometheus.max_series_per_metric = parse(name, &value)?,
-                "HTTP_ACCESS_LOG" => self.http.access_log = parse(name, &value)?,
-                "ENABLE_DATADOG" => self.datadog.enabled = parse(name, &value)?,
-                "DATADOG_API_KEY" => self.datadog.api_key = Some(Secret(value.trim().to_owned())),
-                "DATADOG_APP_KEY" => self.datadog.app_key = Some(Secret(value.trim().to_owned())),
-                "DATADOG_SITE" => self.datadog.site = parse::<Name>(name, &value)?.0,
-                _ => {}
-            }
+            (var.apply)(self, var.name, &value)?;
         }
         if self.datadog.enabled && !self.logger_backends.contains(&LoggerBackendKind::Datadog) {
             self.logger_backends.push(LoggerBackendKind::Datadog);
@@ -802,6 +880,43 @@ mod tests {
         assert_eq!(c.environment, "production");
         assert_eq!(c.metrics_backends, [MetricsBackendKind::Prometheus]);
         assert_eq!(c.logger_backends, [LoggerBackendKind::Console]);
+    }
+
+    #[test]
+    fn every_variable_in_the_table_changes_the_configuration() {
+        let samples = [
+            ("DD_SERVICE", "svc-a"),
+            ("VIGIL_SERVICE", "svc-b"),
+            ("DD_ENV", "env-a"),
+            ("VIGIL_ENV", "env-b"),
+            ("DD_VERSION", "1.0"),
+            ("VIGIL_VERSION", "2.0"),
+            ("LOGGER_BACKENDS", "console,datadog"),
+            ("METRICS_BACKENDS", "dogstatsd"),
+            ("LOG_LEVEL", "error"),
+            ("LOG_FORMAT", "json"),
+            ("LOG_COLOR", "never"),
+            ("LOG_QUEUE_CAPACITY", "17"),
+            ("PROMETHEUS_HOST", "0.0.0.0"),
+            ("PROMETHEUS_PORT", "9100"),
+            ("PROMETHEUS_MAX_SERIES_PER_METRIC", "5"),
+            ("HTTP_ACCESS_LOG", "true"),
+            ("ENABLE_DATADOG", "true"),
+            ("DATADOG_API_KEY", "k"),
+            ("DATADOG_APP_KEY", "a"),
+            ("DATADOG_SITE", "datadoghq.eu"),
+        ];
+        for var in ENV_VARS.iter().filter(|v| v.name != "VIGIL_CONFIG") {
+            let (_, value) = samples
+                .iter()
+                .find(|(n, _)| *n == var.name)
+                .unwrap_or_else(|| panic!("no sample for {}", var.name));
+            let mut config = Config::default();
+            (var.apply)(&mut config, var.name, value).unwrap();
+            assert_ne!(config, Config::default(), "{} changed nothing", var.name);
+        }
+        let c = load(&[("HTTP_ACCESS_LOG", "yes")]).unwrap();
+        assert!(c.http.access_log);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::{Field, OwnedValue, SpanFields, Value};
+use crate::record::{Field, SpanFields, Value};
 use crate::{Level, LogBackend, Record, Resource};
 
 /// The target of events written through the seed-style facade (`vigil::Logger`).
@@ -124,10 +124,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut visitor = SpanVisitor(SpanFields {
-            name: attrs.metadata().name(),
-            fields: Vec::new(),
-        });
+        let mut visitor = SpanVisitor(SpanFields::new(attrs.metadata().name()));
         attrs.record(&mut visitor);
         span.extensions_mut().insert(Arc::new(visitor.0));
     }
@@ -385,39 +382,33 @@ impl Visit for EventVisitor<'_> {
 
 struct SpanVisitor(SpanFields);
 
-impl SpanVisitor {
-    fn set(&mut self, field: &TracingField, value: OwnedValue) {
-        self.0.set(field.name(), value);
-    }
-}
-
 impl Visit for SpanVisitor {
     fn record_str(&mut self, field: &TracingField, value: &str) {
-        self.set(field, OwnedValue::Str(value.into()));
+        self.0.set(field.name(), Value::Str(value));
     }
     fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
-        self.set(field, OwnedValue::Str(format!("{value:?}").into()));
+        self.0.set_fmt(field.name(), format_args!("{value:?}"));
     }
     fn record_error(&mut self, field: &TracingField, value: &(dyn std::error::Error + 'static)) {
-        self.set(field, OwnedValue::Str(value.to_string().into()));
+        self.0.set_fmt(field.name(), format_args!("{value}"));
     }
     fn record_i64(&mut self, field: &TracingField, value: i64) {
-        self.set(field, OwnedValue::I64(value));
+        self.0.set(field.name(), Value::I64(value));
     }
     fn record_u64(&mut self, field: &TracingField, value: u64) {
-        self.set(field, OwnedValue::U64(value));
+        self.0.set(field.name(), Value::U64(value));
     }
     fn record_i128(&mut self, field: &TracingField, value: i128) {
-        self.set(field, OwnedValue::I128(value));
+        self.0.set(field.name(), Value::I128(value));
     }
     fn record_u128(&mut self, field: &TracingField, value: u128) {
-        self.set(field, OwnedValue::U128(value));
+        self.0.set(field.name(), Value::U128(value));
     }
     fn record_f64(&mut self, field: &TracingField, value: f64) {
-        self.set(field, OwnedValue::F64(value));
+        self.0.set(field.name(), Value::F64(value));
     }
     fn record_bool(&mut self, field: &TracingField, value: bool) {
-        self.set(field, OwnedValue::Bool(value));
+        self.0.set(field.name(), Value::Bool(value));
     }
 }
 

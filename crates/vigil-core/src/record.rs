@@ -166,30 +166,141 @@ impl From<Value<'_>> for OwnedValue {
     }
 }
 
-/// The fields recorded on one span (for example `request_id`), kept in the span's
-/// extensions by [`crate::LogLayer`].
+/// A span field's value as stored: text lives in the span's one text buffer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stored {
+    Str(u32, u32),
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    F64(f64),
+    Bool(bool),
+}
+
+/// The fields recorded on one span (for example `request_id`), kept in the span's extensions
+/// by [`crate::LogLayer`].
+///
+/// Built for the hot path: up to four fields are stored inline and all their text shares one
+/// buffer, so recording a span costs two allocations whatever its fields.
+///
+/// ```
+/// use vigil_core::{SpanFields, Value};
+///
+/// let mut fields = SpanFields::new("request");
+/// fields.set("request_id", Value::Str("r-1"));
+/// fields.set("attempt", Value::U64(1));
+/// fields.set("attempt", Value::U64(2));
+/// assert_eq!(fields.get("request_id"), Some(Value::Str("r-1")));
+/// assert_eq!(fields.iter().count(), 2);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpanFields {
     /// The span's name.
     pub name: &'static str,
-    /// The span's fields, in the order they were recorded; a re-recorded field replaces its value.
-    pub fields: Vec<(&'static str, OwnedValue)>,
+    fields: smallvec::SmallVec<[(&'static str, Stored); 4]>,
+    text: String,
 }
 
 impl SpanFields {
+    /// No fields yet, for the span `name`.
+    pub fn new(name: &'static str) -> Self {
+        SpanFields {
+            name,
+            fields: smallvec::SmallVec::new(),
+            text: String::new(),
+        }
+    }
+
     /// Sets `name` to `value`, replacing an earlier value of the same field.
-    pub fn set(&mut self, name: &'static str, value: OwnedValue) {
+    pub fn set(&mut self, name: &'static str, value: Value<'_>) {
+        let stored = match value {
+            Value::Str(s) => self.push_text(s),
+            Value::I64(v) => Stored::I64(v),
+            Value::U64(v) => Stored::U64(v),
+            Value::I128(v) => Stored::I128(v),
+            Value::U128(v) => Stored::U128(v),
+            Value::F64(v) => Stored::F64(v),
+            Value::Bool(v) => Stored::Bool(v),
+        };
+        self.store(name, stored);
+    }
+
+    /// Sets `name` to text written by `write` (for `Debug` and `Display` values), without an
+    /// intermediate string.
+    pub fn set_fmt(&mut self, name: &'static str, args: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        let start = self.text.len();
+        let _ = self.text.write_fmt(args);
+        let stored = Stored::Str(offset(start), offset(self.text.len()));
+        self.store(name, stored);
+    }
+
+    fn push_text(&mut self, s: &str) -> Stored {
+        let start = self.text.len();
+        self.text.push_str(s);
+        Stored::Str(offset(start), offset(self.text.len()))
+    }
+
+    fn store(&mut self, name: &'static str, stored: Stored) {
         if let Some(slot) = self.fields.iter_mut().find(|(n, _)| *n == name) {
-            slot.1 = value;
+            slot.1 = stored;
+            self.compact_if_wasteful();
         } else {
-            self.fields.push((name, value));
+            self.fields.push((name, stored));
+        }
+    }
+
+    /// Drops text no field refers to any more, once it is most of the buffer (a span whose
+    /// field is re-recorded in a loop stays small).
+    fn compact_if_wasteful(&mut self) {
+        let used: usize = self
+            .fields
+            .iter()
+            .map(|(_, v)| if let Stored::Str(a, b) = v { (b - a) as usize } else { 0 })
+            .sum();
+        if self.text.len() > 64 && used * 2 < self.text.len() {
+            let mut text = String::with_capacity(used);
+            for (_, v) in &mut self.fields {
+                if let Stored::Str(a, b) = v {
+                    let start = text.len();
+                    text.push_str(&self.text[*a as usize..*b as usize]);
+                    *v = Stored::Str(offset(start), offset(text.len()));
+                }
+            }
+            self.text = text;
+        }
+    }
+
+    fn value(&self, stored: Stored) -> Value<'_> {
+        match stored {
+            Stored::Str(a, b) => Value::Str(&self.text[a as usize..b as usize]),
+            Stored::I64(v) => Value::I64(v),
+            Stored::U64(v) => Value::U64(v),
+            Stored::I128(v) => Value::I128(v),
+            Stored::U128(v) => Value::U128(v),
+            Stored::F64(v) => Value::F64(v),
+            Stored::Bool(v) => Value::Bool(v),
         }
     }
 
     /// The value of field `name`, if recorded.
     pub fn get(&self, name: &str) -> Option<Value<'_>> {
-        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_value())
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| self.value(*v))
     }
+
+    /// Every field, in the order first recorded.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Value<'_>)> {
+        self.fields.iter().map(|(n, v)| (*n, self.value(*v)))
+    }
+}
+
+/// A text offset; span text beyond 4 GiB is not a case worth a wider type.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// One log record: built once per event by [`crate::LogLayer`] and handed to every backend.
@@ -224,10 +335,10 @@ impl Record<'_> {
             }
         }
         for span in self.spans {
-            for (name, value) in &span.fields {
-                if !seen.contains(name) {
+            for (name, value) in span.iter() {
+                if !seen.contains(&name) {
                     seen.push(name);
-                    f(name, value.as_value());
+                    f(name, value);
                 }
             }
         }
@@ -249,20 +360,13 @@ mod tests {
 
     #[test]
     fn event_fields_hide_span_fields_and_inner_spans_hide_outer() {
-        let outer = Arc::new(SpanFields {
-            name: "outer",
-            fields: vec![
-                ("request_id", OwnedValue::Str("r-outer".into())),
-                ("a", OwnedValue::I64(1)),
-            ],
-        });
-        let inner = Arc::new(SpanFields {
-            name: "inner",
-            fields: vec![
-                ("request_id", OwnedValue::Str("r-inner".into())),
-                ("b", OwnedValue::Bool(true)),
-            ],
-        });
+        let mut outer = SpanFields::new("outer");
+        outer.set("request_id", Value::Str("r-outer"));
+        outer.set("a", Value::I64(1));
+        let mut inner = SpanFields::new("inner");
+        inner.set("request_id", Value::Str("r-inner"));
+        inner.set("b", Value::Bool(true));
+        let (outer, inner) = (Arc::new(outer), Arc::new(inner));
         let resource = Resource::new("svc", "test");
         let fields = [Field::new("a", 7u8), Field::new("msg_id", "x")];
         let spans = [inner, outer];
@@ -280,6 +384,18 @@ mod tests {
         assert_eq!(seen, ["a=7", "msg_id=x", "request_id=r-inner", "b=true"]);
         assert_eq!(record.field("request_id"), Some(Value::Str("r-inner")));
         assert_eq!(record.field("nope"), None);
+    }
+
+    #[test]
+    fn re_recorded_span_fields_stay_small() {
+        let mut f = SpanFields::new("loop");
+        f.set("keep", Value::Str("kept value"));
+        for i in 0..10_000 {
+            f.set_fmt("counter", format_args!("iteration number {i}"));
+        }
+        assert_eq!(f.get("keep"), Some(Value::Str("kept value")));
+        assert_eq!(f.get("counter"), Some(Value::Str("iteration number 9999")));
+        assert!(f.text.len() < 256, "{}", f.text.len());
     }
 
     #[test]

@@ -50,19 +50,39 @@ pub struct RouteInput<'a> {
 /// matched. It must return templates (`/api/videos/{id}`), never raw paths.
 pub type RouteFn = dyn Fn(&RouteInput<'_>) -> Option<Cow<'static, str>> + Send + Sync;
 
+/// A request's route label, kept without copying the router's string.
+#[derive(Clone, Debug)]
+pub(crate) enum Route {
+    /// From the route function, or [`UNMATCHED_ROUTE`].
+    Text(Cow<'static, str>),
+    /// axum's matched route template (shared, not copied).
+    #[cfg(feature = "axum")]
+    Matched(axum::extract::MatchedPath),
+}
+
+impl Route {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Route::Text(t) => t,
+            #[cfg(feature = "axum")]
+            Route::Matched(m) => m.as_str(),
+        }
+    }
+}
+
 /// The route of a request: the route function's answer, else axum's `MatchedPath`, else
 /// [`UNMATCHED_ROUTE`].
-pub(crate) fn route_of(input: &RouteInput<'_>, route_fn: Option<&RouteFn>) -> Cow<'static, str> {
+pub(crate) fn route_of(input: &RouteInput<'_>, route_fn: Option<&RouteFn>) -> Route {
     if let Some(f) = route_fn
         && let Some(route) = f(input)
     {
-        return route;
+        return Route::Text(route);
     }
     #[cfg(feature = "axum")]
     if let Some(matched) = input.extensions.get::<axum::extract::MatchedPath>() {
-        return Cow::Owned(matched.as_str().to_owned());
+        return Route::Matched(matched.clone());
     }
-    Cow::Borrowed(UNMATCHED_ROUTE)
+    Route::Text(Cow::Borrowed(UNMATCHED_ROUTE))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tower_service::Service;
 use vigil_core::catalogue::{HTTP_REQUEST_COUNT, HTTP_REQUEST_DURATION, HTTP_REQUESTS_IN_FLIGHT, HTTP_RESPONSE_SIZE};
 use vigil_core::handles;
 
-use crate::labels::{RouteFn, RouteInput, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC, method_label, route_of};
+use crate::labels::{Route, RouteFn, RouteInput, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC, method_label, route_of};
 use crate::request_id::{REQUEST_ID_HEADER, RequestId};
 
 /// What every request of a layer shares.
@@ -31,9 +31,10 @@ struct Shared {
 ///   `http.request.in_flight` gauge;
 /// - takes the request id from `x-request-id` when well-formed, or generates one, puts it in
 ///   the request's extensions ([`RequestId`]) and echoes it in the response;
-/// - runs the inner service and the response body inside a `tracing` span `request` with
-///   `request_id`, `method` and `route`, so every log line written while handling the request
-///   carries them;
+/// - runs the inner service inside a `tracing` span `request` with `request_id`, `method`
+///   and `route`, so every log line written while handling the request carries them (a
+///   streaming body that logs while it is being sent should keep `tracing::Span::current()`
+///   from the handler and enter it);
 /// - optionally writes one access-log record per request (target `vigil::access`).
 ///
 /// **What the duration measures**: from the moment the layer's service is called until the
@@ -190,7 +191,7 @@ where
             "request",
             request_id = request_id.as_str(),
             method,
-            route = &*route
+            route = route.as_str()
         );
         let head_only = req.method() == http::Method::HEAD;
         handles::gauge_add(HTTP_REQUESTS_IN_FLIGHT.name, 1.0, &[]);
@@ -222,7 +223,7 @@ where
 struct Completion {
     start: Instant,
     method: &'static str,
-    route: Cow<'static, str>,
+    route: Route,
     request_id: RequestId,
     span: tracing::Span,
     shared: Arc<Shared>,
@@ -242,7 +243,11 @@ impl Completion {
             return;
         }
         let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
-        let tags = [("route", &*self.route), ("method", self.method), ("status", status)];
+        let tags = [
+            ("route", self.route.as_str()),
+            ("method", self.method),
+            ("status", status),
+        ];
         handles::increment(HTTP_REQUEST_COUNT.name, 1, &tags);
         handles::histogram(HTTP_REQUEST_DURATION.name, duration_ms, &tags);
         #[allow(clippy::cast_precision_loss)]
@@ -253,7 +258,7 @@ impl Completion {
             tracing::info!(
                 target: "vigil::access",
                 method = self.method,
-                route = &*self.route,
+                route = self.route.as_str(),
                 status,
                 duration_ms,
                 bytes = self.bytes,
@@ -361,10 +366,7 @@ impl<B: Body> Body for MeteredBody<B> {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let frame = {
-            let _entered = this.completion.as_ref().map(|c| c.span.enter());
-            ready!(this.inner.as_mut().poll_frame(cx))
-        };
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
                 if let (Some(data), Some(c)) = (f.data_ref(), this.completion.as_mut()) {
