@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::SqlitePool;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use vigil::ws::WsMetrics;
 use vigil::{Logger, Metrics, fields};
 
@@ -33,6 +33,10 @@ pub struct AppState {
     pub ws_metrics: WsMetrics,
     /// Turns true when the server shuts down: WebSocket tasks close their sockets.
     pub shutdown: watch::Receiver<bool>,
+    /// Held by every copy of the state, so by every WebSocket task: shutdown waits until the
+    /// last one is dropped. Never sent on.
+    #[allow(dead_code)]
+    pub alive: mpsc::Sender<()>,
 }
 
 /// The application's routes, measured by `http_layer`.

@@ -22,7 +22,7 @@ mod hub;
 
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use vigil::ws::WsMetrics;
 use vigil::{Logger, fields};
 
@@ -57,11 +57,13 @@ async fn main() -> anyhow::Result<()> {
         .allow_events(["ping", "pong", "comment_created", "lagged"])
         .build()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (alive, mut all_gone) = mpsc::channel::<()>(1);
     let state = app::AppState {
         pool: pool.clone(),
         hub: hub::Hub::default(),
         ws_metrics,
         shutdown: shutdown_rx,
+        alive,
     };
     let router = app::router(state, guard.http_layer());
 
@@ -84,6 +86,13 @@ async fn main() -> anyhow::Result<()> {
             let _ = shutdown_tx.send(true);
         })
         .await?;
+    // The router is gone; wait (bounded) for the WebSocket tasks to close their sockets.
+    if tokio::time::timeout(Duration::from_secs(5), all_gone.recv())
+        .await
+        .is_err()
+    {
+        Logger::warning("WebSocket connections still open after 5 s; exiting anyway", fields!());
+    }
     pool.close().await;
     Logger::info("Stopped", fields!());
     guard.shutdown(Duration::from_secs(5));
