@@ -31,6 +31,46 @@ pub fn remember_global_recorder() {
     metrics::with_recorder(|r| GLOBAL_RECORDER.store(recorder_addr(r), Ordering::Release));
 }
 
+/// One metric update of [`apply`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Update<'a> {
+    /// Add to a counter.
+    Increment(&'a str, u64),
+    /// Set a gauge.
+    GaugeSet(&'a str, f64),
+    /// Add to a gauge (negative to subtract).
+    GaugeAdd(&'a str, f64),
+    /// Record in a histogram (non-finite values are skipped).
+    Histogram(&'a str, f64),
+}
+
+impl Update<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            Update::Increment(..) => Kind::Counter,
+            Update::GaugeSet(..) | Update::GaugeAdd(..) => Kind::Gauge,
+            Update::Histogram(..) => Kind::Histogram,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Update::Increment(n, _) | Update::GaugeSet(n, _) | Update::GaugeAdd(n, _) | Update::Histogram(n, _) => n,
+        }
+    }
+
+    fn apply_to(&self, handle: &Handle) {
+        match (self, handle) {
+            (Update::Increment(_, v), Handle::Counter(c)) => c.increment(*v),
+            (Update::GaugeSet(_, v), Handle::Gauge(g)) => g.set(*v),
+            (Update::GaugeAdd(_, v), Handle::Gauge(g)) if *v >= 0.0 => g.increment(*v),
+            (Update::GaugeAdd(_, v), Handle::Gauge(g)) => g.decrement(-*v),
+            (Update::Histogram(_, v), Handle::Histogram(h)) if v.is_finite() => h.record(*v),
+            _ => {}
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Counter,
@@ -44,19 +84,23 @@ enum Handle {
     Histogram(Histogram),
 }
 
+/// The handles of one set of metrics sharing one set of tags.
 struct Entry {
     hash: u64,
-    kind: Kind,
-    name: Box<str>,
+    metrics: Box<[(Kind, Box<str>)]>,
     tags: Box<[(Box<str>, Box<str>)]>,
-    handle: Handle,
+    handles: Box<[Handle]>,
 }
 
 impl Entry {
-    fn matches(&self, kind: Kind, name: &str, tags: &[(&str, &str)]) -> bool {
-        self.kind == kind
-            && *self.name == *name
+    fn matches(&self, updates: &[Update<'_>], tags: &[(&str, &str)]) -> bool {
+        self.metrics.len() == updates.len()
             && self.tags.len() == tags.len()
+            && self
+                .metrics
+                .iter()
+                .zip(updates)
+                .all(|((k, n), u)| *k == u.kind() && **n == *u.name())
             && self
                 .tags
                 .iter()
@@ -72,10 +116,12 @@ struct HandleCache {
 }
 
 impl HandleCache {
-    fn hash(&self, kind: Kind, name: &str, tags: &[(&str, &str)]) -> u64 {
+    fn hash(&self, updates: &[Update<'_>], tags: &[(&str, &str)]) -> u64 {
         let mut h = self.hasher.build_hasher();
-        kind.hash(&mut h);
-        name.hash(&mut h);
+        for u in updates {
+            u.kind().hash(&mut h);
+            u.name().hash(&mut h);
+        }
         for (k, v) in tags {
             k.hash(&mut h);
             v.hash(&mut h);
@@ -104,43 +150,60 @@ fn register(recorder: &dyn Recorder, kind: Kind, key: &Key) -> Handle {
     }
 }
 
-/// Finds (or registers) the handle for `name` + `tags` and applies `op` to it.
+/// Applies several updates that share `tags` — for example a request's counter and its
+/// duration and size histograms — with one cache lookup.
 ///
-/// With Vigil's global recorder, handles are cached per thread: a repeated update hashes
-/// the name and tags, finds the handle and updates it, with no lock and no allocation.
-/// Under a local recorder (`metrics::with_local_recorder`, in tests) nothing is cached.
-fn with_handle(kind: Kind, name: &str, tags: &[(&str, &str)], op: impl FnOnce(&Handle)) {
+/// With Vigil's global recorder, handles are cached per thread: a repeated set of updates
+/// hashes the names and tags once, finds the handles and updates them, with no lock and no
+/// allocation. Under any other recorder (a local recorder in tests) nothing is cached and each
+/// update registers through the recorder.
+///
+/// ```
+/// use vigil_core::handles::{Update, apply};
+///
+/// let tags = [("route", "/api/comments"), ("method", "POST"), ("status", "201")];
+/// apply(&tags, &[Update::Increment("http.request.count", 1), Update::Histogram("http.request.duration", 12.5)]);
+/// ```
+pub fn apply(tags: &[(&str, &str)], updates: &[Update<'_>]) {
     metrics::with_recorder(|recorder| {
         let global = GLOBAL_RECORDER.load(Ordering::Acquire);
+        let uncached = |recorder: &dyn Recorder| {
+            for u in updates {
+                u.apply_to(&register(recorder, u.kind(), &key(u.name(), tags)));
+            }
+        };
         if global == 0 || recorder_addr(recorder) != global {
-            op(&register(recorder, kind, &key(name, tags)));
+            uncached(recorder);
             return;
         }
         CACHE.with(|cell| {
             let Ok(mut cache) = cell.try_borrow_mut() else {
                 // Re-entered from inside a recorder: do not cache.
-                op(&register(recorder, kind, &key(name, tags)));
+                uncached(recorder);
                 return;
             };
-            let hash = cache.hash(kind, name, tags);
-            if let Some(entry) = cache
-                .table
-                .find(hash, |e| e.hash == hash && e.matches(kind, name, tags))
-            {
-                op(&entry.handle);
+            let hash = cache.hash(updates, tags);
+            if let Some(entry) = cache.table.find(hash, |e| e.hash == hash && e.matches(updates, tags)) {
+                for (u, h) in updates.iter().zip(&entry.handles) {
+                    u.apply_to(h);
+                }
                 return;
             }
             if cache.table.len() >= CACHE_CAPACITY {
                 cache.table.clear();
             }
-            let handle = register(recorder, kind, &key(name, tags));
-            op(&handle);
+            let handles: Box<[Handle]> = updates
+                .iter()
+                .map(|u| register(recorder, u.kind(), &key(u.name(), tags)))
+                .collect();
+            for (u, h) in updates.iter().zip(&handles) {
+                u.apply_to(h);
+            }
             let entry = Entry {
                 hash,
-                kind,
-                name: name.into(),
+                metrics: updates.iter().map(|u| (u.kind(), u.name().into())).collect(),
                 tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
-                handle,
+                handles,
             };
             cache.table.insert_unique(hash, entry, |e| e.hash);
         });
@@ -149,43 +212,20 @@ fn with_handle(kind: Kind, name: &str, tags: &[(&str, &str)], op: impl FnOnce(&H
 
 /// Adds `value` to the counter `name` with `tags`.
 pub fn increment(name: &str, value: u64, tags: &[(&str, &str)]) {
-    with_handle(Kind::Counter, name, tags, |h| {
-        if let Handle::Counter(c) = h {
-            c.increment(value);
-        }
-    });
+    apply(tags, &[Update::Increment(name, value)]);
 }
 
 /// Sets the gauge `name` with `tags` to `value`.
 pub fn gauge_set(name: &str, value: f64, tags: &[(&str, &str)]) {
-    with_handle(Kind::Gauge, name, tags, |h| {
-        if let Handle::Gauge(g) = h {
-            g.set(value);
-        }
-    });
+    apply(tags, &[Update::GaugeSet(name, value)]);
 }
 
 /// Adds `delta` (which may be negative) to the gauge `name` with `tags`.
 pub fn gauge_add(name: &str, delta: f64, tags: &[(&str, &str)]) {
-    with_handle(Kind::Gauge, name, tags, |h| {
-        if let Handle::Gauge(g) = h {
-            if delta >= 0.0 {
-                g.increment(delta);
-            } else {
-                g.decrement(-delta);
-            }
-        }
-    });
+    apply(tags, &[Update::GaugeAdd(name, delta)]);
 }
 
 /// Records `value` in the histogram `name` with `tags`. Non-finite values are ignored.
 pub fn histogram(name: &str, value: f64, tags: &[(&str, &str)]) {
-    if !value.is_finite() {
-        return;
-    }
-    with_handle(Kind::Histogram, name, tags, |h| {
-        if let Handle::Histogram(hist) = h {
-            hist.record(value);
-        }
-    });
+    apply(tags, &[Update::Histogram(name, value)]);
 }

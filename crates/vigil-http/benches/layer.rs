@@ -24,7 +24,9 @@ fn install() {
     metrics::set_global_recorder(backend).unwrap();
     vigil_core::handles::remember_global_recorder();
     let layer = LogLayer::new(Resource::new("bench", "bench")).with_backend(Arc::new(NoopLogBackend));
-    let subscriber = tracing_subscriber::registry().with(layer.with_filter(tracing_core::LevelFilter::INFO));
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_core::LevelFilter::INFO)
+        .with(layer);
     tracing::subscriber::set_global_default(subscriber).unwrap();
 }
 
@@ -37,8 +39,15 @@ fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let bare = Router::new().route("/", get(hello));
     let measured = Router::new().route("/", get(hello)).layer(HttpMetricsLayer::new());
+    let no_span = Router::new()
+        .route("/", get(hello))
+        .layer(HttpMetricsLayer::new().trace_span(false));
     let mut group = c.benchmark_group("http_request");
-    for (name, app) in [("bare", bare), ("vigil_layer", measured)] {
+    for (name, app) in [
+        ("bare", bare),
+        ("vigil_layer", measured),
+        ("vigil_layer_no_span", no_span),
+    ] {
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| {
                 let app = app.clone();

@@ -12,15 +12,17 @@ use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
 use vigil_core::catalogue::{HTTP_REQUEST_COUNT, HTTP_REQUEST_DURATION, HTTP_REQUESTS_IN_FLIGHT, HTTP_RESPONSE_SIZE};
-use vigil_core::handles;
+use vigil_core::handles::{self, Update};
 
 use crate::labels::{Route, RouteFn, RouteInput, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC, method_label, route_of};
 use crate::request_id::{REQUEST_ID_HEADER, RequestId};
 
 /// What every request of a layer shares.
+#[derive(Clone)]
 struct Shared {
-    route_fn: Option<Box<RouteFn>>,
+    route_fn: Option<Arc<RouteFn>>,
     access_log: bool,
+    span: bool,
 }
 
 /// A tower [`Layer`] that records HTTP request telemetry for every request through it.
@@ -88,6 +90,7 @@ impl HttpMetricsLayer {
             shared: Arc::new(Shared {
                 route_fn: None,
                 access_log: false,
+                span: true,
             }),
         }
     }
@@ -107,7 +110,7 @@ impl HttpMetricsLayer {
     /// ```
     #[must_use]
     pub fn route_fn(self, f: impl Fn(&RouteInput<'_>) -> Option<Cow<'static, str>> + Send + Sync + 'static) -> Self {
-        self.with(|s| s.route_fn = Some(Box::new(f)))
+        self.with(|s| s.route_fn = Some(Arc::new(f)))
     }
 
     /// Writes one record per request (`method`, `route`, `status`, `duration_ms`, `bytes`, in
@@ -117,11 +120,16 @@ impl HttpMetricsLayer {
         self.with(|s| s.access_log = on)
     }
 
+    /// Opens the per-request `tracing` span (`request_id`, `method`, `route`). On by default;
+    /// turning it off saves its cost (about a third of the layer's) when no log line or trace
+    /// needs the request's context. The request id is still taken, generated and echoed.
+    #[must_use]
+    pub fn trace_span(self, on: bool) -> Self {
+        self.with(|s| s.span = on)
+    }
+
     fn with(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
-            route_fn: None,
-            access_log: arc.access_log,
-        });
+        let mut shared = Arc::unwrap_or_clone(self.shared);
         f(&mut shared);
         HttpMetricsLayer {
             shared: Arc::new(shared),
@@ -186,16 +194,21 @@ where
         req.headers_mut()
             .insert(REQUEST_ID_HEADER, request_id.header_value().clone());
         req.extensions_mut().insert(request_id.clone());
-        let span = tracing::info_span!(
-            target: "vigil::http",
-            "request",
-            request_id = request_id.as_str(),
-            method,
-            route = route.as_str()
-        );
+        let span = if self.shared.span {
+            tracing::info_span!(
+                target: "vigil::http",
+                "request",
+                request_id = request_id.as_str(),
+                method,
+                route = route.as_str()
+            )
+        } else {
+            tracing::Span::none()
+        };
         let head_only = req.method() == http::Method::HEAD;
         handles::gauge_add(HTTP_REQUESTS_IN_FLIGHT.name, 1.0, &[]);
-        let completion = Completion {
+        // Boxed: the response future and body stay small, so moving them is cheap.
+        let completion = Box::new(Completion {
             start,
             method,
             route,
@@ -206,7 +219,7 @@ where
             bytes: 0,
             head_only,
             done: false,
-        };
+        });
         let inner = {
             let _entered = completion.span.enter();
             self.inner.call(req)
@@ -248,10 +261,17 @@ impl Completion {
             ("method", self.method),
             ("status", status),
         ];
-        handles::increment(HTTP_REQUEST_COUNT.name, 1, &tags);
-        handles::histogram(HTTP_REQUEST_DURATION.name, duration_ms, &tags);
         #[allow(clippy::cast_precision_loss)]
-        handles::histogram(HTTP_RESPONSE_SIZE.name, self.bytes as f64, &tags);
+        let bytes = self.bytes as f64;
+        // One cache lookup for the three series of this route, method and status.
+        handles::apply(
+            &tags,
+            &[
+                Update::Increment(HTTP_REQUEST_COUNT.name, 1),
+                Update::Histogram(HTTP_REQUEST_DURATION.name, duration_ms),
+                Update::Histogram(HTTP_RESPONSE_SIZE.name, bytes),
+            ],
+        );
         handles::gauge_add(HTTP_REQUESTS_IN_FLIGHT.name, -1.0, &[]);
         if self.shared.access_log {
             let _entered = self.span.enter();
@@ -290,7 +310,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        completion: Option<Completion>,
+        completion: Option<Box<Completion>>,
     }
 }
 
@@ -356,7 +376,7 @@ pin_project_lite::pin_project! {
     pub struct MeteredBody<B> {
         #[pin]
         inner: B,
-        completion: Option<Completion>,
+        completion: Option<Box<Completion>>,
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use metrics::Recorder;
 use metrics_util::layers::FanoutBuilder;
-use tracing_subscriber::Layer as _;
 use tracing_subscriber::prelude::*;
 use vigil_core::config::{LoggerBackendKind, MetricsBackendKind};
 use vigil_core::{BackendRecorder, Config, LogBackend, LogLayer, MetricsBackend};
@@ -175,7 +174,9 @@ impl VigilBuilder {
             layer = layer.with_backend(b.clone());
         }
         let level = config.log.level;
-        let subscriber = tracing_subscriber::registry().with(layer.with_filter(level.to_filter()));
+        // A global level filter: callsites below the level are disabled for the whole
+        // subscriber, which is cheaper per event and per span than a per-layer filter.
+        let subscriber = tracing_subscriber::registry().with(level.to_filter()).with(layer);
         tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
         // Records of the `log` crate join the same pipeline; another logger may own it already.
         let _ = tracing_log::LogTracer::builder()
