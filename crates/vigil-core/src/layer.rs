@@ -17,7 +17,7 @@ use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::{Field, SpanFields, Value};
+use crate::record::{Field, SpanFields, Stored, Value};
 use crate::{Level, LogBackend, Record, Resource};
 
 /// The target of events written through the seed-style facade (`vigil::Logger`).
@@ -212,44 +212,6 @@ where
     }
 }
 
-/// A field value whose text lives in an arena.
-#[derive(Clone, Debug)]
-enum Pending {
-    Str(Range<usize>),
-    I64(i64),
-    U64(u64),
-    I128(i128),
-    U128(u128),
-    F64(f64),
-    Bool(bool),
-}
-
-impl Pending {
-    fn resolve<'a>(&self, arena: &'a str) -> Value<'a> {
-        match self {
-            Pending::Str(r) => Value::Str(&arena[r.clone()]),
-            Pending::I64(v) => Value::I64(*v),
-            Pending::U64(v) => Value::U64(*v),
-            Pending::I128(v) => Value::I128(*v),
-            Pending::U128(v) => Value::U128(*v),
-            Pending::F64(v) => Value::F64(*v),
-            Pending::Bool(v) => Value::Bool(*v),
-        }
-    }
-
-    fn from_value(value: Value<'_>, arena: &mut String) -> Self {
-        match value {
-            Value::Str(s) => Pending::Str(push_str(arena, s)),
-            Value::I64(v) => Pending::I64(v),
-            Value::U64(v) => Pending::U64(v),
-            Value::I128(v) => Pending::I128(v),
-            Value::U128(v) => Pending::U128(v),
-            Value::F64(v) => Pending::F64(v),
-            Value::Bool(v) => Pending::Bool(v),
-        }
-    }
-}
-
 fn push_str(arena: &mut String, s: &str) -> Range<usize> {
     let start = arena.len();
     arena.push_str(s);
@@ -267,7 +229,7 @@ fn push_fmt(arena: &mut String, args: fmt::Arguments<'_>) -> Range<usize> {
 struct Scratch {
     arena: String,
     message: Range<usize>,
-    fields: Vec<(&'static str, Pending)>,
+    fields: Vec<(&'static str, Stored)>,
 }
 
 impl Scratch {
@@ -309,7 +271,7 @@ impl EventVisitor<'_> {
         !(self.from_log && field.name().starts_with("log."))
     }
 
-    fn push(&mut self, field: &TracingField, value: Pending) {
+    fn push(&mut self, field: &TracingField, value: Stored) {
         self.scratch.fields.push((field.name(), value));
     }
 }
@@ -319,8 +281,8 @@ impl Visit for EventVisitor<'_> {
         if field.name() == "message" {
             self.scratch.message = push_str(&mut self.scratch.arena, value);
         } else if self.keep(field) {
-            let r = push_str(&mut self.scratch.arena, value);
-            self.push(field, Pending::Str(r));
+            let stored = Stored::store(Value::Str(value), &mut self.scratch.arena);
+            self.push(field, stored);
         }
     }
 
@@ -336,46 +298,46 @@ impl Visit for EventVisitor<'_> {
                 push_fmt(&mut self.scratch.arena, format_args!("{value:?}"))
             });
         } else if self.keep(field) {
-            let r = push_fmt(&mut self.scratch.arena, format_args!("{value:?}"));
-            self.push(field, Pending::Str(r));
+            let stored = Stored::store_fmt(format_args!("{value:?}"), &mut self.scratch.arena);
+            self.push(field, stored);
         }
     }
 
     fn record_error(&mut self, field: &TracingField, value: &(dyn std::error::Error + 'static)) {
         if self.keep(field) {
-            let r = push_fmt(&mut self.scratch.arena, format_args!("{value}"));
-            self.push(field, Pending::Str(r));
+            let stored = Stored::store_fmt(format_args!("{value}"), &mut self.scratch.arena);
+            self.push(field, stored);
         }
     }
 
     fn record_i64(&mut self, field: &TracingField, value: i64) {
         if self.keep(field) {
-            self.push(field, Pending::I64(value));
+            self.push(field, Stored::I64(value));
         }
     }
     fn record_u64(&mut self, field: &TracingField, value: u64) {
         if self.keep(field) {
-            self.push(field, Pending::U64(value));
+            self.push(field, Stored::U64(value));
         }
     }
     fn record_i128(&mut self, field: &TracingField, value: i128) {
         if self.keep(field) {
-            self.push(field, Pending::I128(value));
+            self.push(field, Stored::I128(value));
         }
     }
     fn record_u128(&mut self, field: &TracingField, value: u128) {
         if self.keep(field) {
-            self.push(field, Pending::U128(value));
+            self.push(field, Stored::U128(value));
         }
     }
     fn record_f64(&mut self, field: &TracingField, value: f64) {
         if self.keep(field) {
-            self.push(field, Pending::F64(value));
+            self.push(field, Stored::F64(value));
         }
     }
     fn record_bool(&mut self, field: &TracingField, value: bool) {
         if self.keep(field) {
-            self.push(field, Pending::Bool(value));
+            self.push(field, Stored::Bool(value));
         }
     }
 }
@@ -418,7 +380,7 @@ struct FacadeFields {
     /// Set by [`emit`], cleared by the first layer that takes the fields.
     active: std::cell::Cell<bool>,
     arena: String,
-    fields: Vec<(Range<usize>, Pending)>,
+    fields: Vec<(Range<usize>, Stored)>,
 }
 
 impl FacadeFields {
@@ -469,7 +431,7 @@ pub fn emit(level: Level, message: &str, fields: &[Field<'_>]) {
         f.fields.clear();
         for field in fields {
             let name = push_str(&mut f.arena, field.name);
-            let value = Pending::from_value(field.value, &mut f.arena);
+            let value = Stored::store(field.value, &mut f.arena);
             f.fields.push((name, value));
         }
         f.active.set(true);

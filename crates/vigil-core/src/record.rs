@@ -166,9 +166,10 @@ impl From<Value<'_>> for OwnedValue {
     }
 }
 
-/// A span field's value as stored: text lives in the span's one text buffer.
+/// A field value whose text lives in a separate buffer (a span's text, or a per-thread
+/// scratch buffer), so many values share one allocation.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Stored {
+pub(crate) enum Stored {
     Str(u32, u32),
     I64(i64),
     U64(u64),
@@ -214,32 +215,15 @@ impl SpanFields {
 
     /// Sets `name` to `value`, replacing an earlier value of the same field.
     pub fn set(&mut self, name: &'static str, value: Value<'_>) {
-        let stored = match value {
-            Value::Str(s) => self.push_text(s),
-            Value::I64(v) => Stored::I64(v),
-            Value::U64(v) => Stored::U64(v),
-            Value::I128(v) => Stored::I128(v),
-            Value::U128(v) => Stored::U128(v),
-            Value::F64(v) => Stored::F64(v),
-            Value::Bool(v) => Stored::Bool(v),
-        };
+        let stored = Stored::store(value, &mut self.text);
         self.store(name, stored);
     }
 
     /// Sets `name` to text written by `write` (for `Debug` and `Display` values), without an
     /// intermediate string.
     pub fn set_fmt(&mut self, name: &'static str, args: std::fmt::Arguments<'_>) {
-        use std::fmt::Write as _;
-        let start = self.text.len();
-        let _ = self.text.write_fmt(args);
-        let stored = Stored::Str(offset(start), offset(self.text.len()));
+        let stored = Stored::store_fmt(args, &mut self.text);
         self.store(name, stored);
-    }
-
-    fn push_text(&mut self, s: &str) -> Stored {
-        let start = self.text.len();
-        self.text.push_str(s);
-        Stored::Str(offset(start), offset(self.text.len()))
     }
 
     fn store(&mut self, name: &'static str, stored: Stored) {
@@ -273,15 +257,7 @@ impl SpanFields {
     }
 
     fn value(&self, stored: Stored) -> Value<'_> {
-        match stored {
-            Stored::Str(a, b) => Value::Str(&self.text[a as usize..b as usize]),
-            Stored::I64(v) => Value::I64(v),
-            Stored::U64(v) => Value::U64(v),
-            Stored::I128(v) => Value::I128(v),
-            Stored::U128(v) => Value::U128(v),
-            Stored::F64(v) => Value::F64(v),
-            Stored::Bool(v) => Value::Bool(v),
-        }
+        stored.resolve(&self.text)
     }
 
     /// The value of field `name`, if recorded.
@@ -295,6 +271,46 @@ impl SpanFields {
     /// Every field, in the order first recorded.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, Value<'_>)> {
         self.fields.iter().map(|(n, v)| (*n, self.value(*v)))
+    }
+}
+
+impl Stored {
+    /// Stores `value`, appending its text to `text`.
+    pub(crate) fn store(value: Value<'_>, text: &mut String) -> Stored {
+        match value {
+            Value::Str(s) => {
+                let start = text.len();
+                text.push_str(s);
+                Stored::Str(offset(start), offset(text.len()))
+            }
+            Value::I64(v) => Stored::I64(v),
+            Value::U64(v) => Stored::U64(v),
+            Value::I128(v) => Stored::I128(v),
+            Value::U128(v) => Stored::U128(v),
+            Value::F64(v) => Stored::F64(v),
+            Value::Bool(v) => Stored::Bool(v),
+        }
+    }
+
+    /// Stores formatted text, written straight into `text`.
+    pub(crate) fn store_fmt(args: std::fmt::Arguments<'_>, text: &mut String) -> Stored {
+        use std::fmt::Write as _;
+        let start = text.len();
+        let _ = text.write_fmt(args);
+        Stored::Str(offset(start), offset(text.len()))
+    }
+
+    /// The value, reading its text from `text`.
+    pub(crate) fn resolve(self, text: &str) -> Value<'_> {
+        match self {
+            Stored::Str(a, b) => Value::Str(&text[a as usize..b as usize]),
+            Stored::I64(v) => Value::I64(v),
+            Stored::U64(v) => Value::U64(v),
+            Stored::I128(v) => Value::I128(v),
+            Stored::U128(v) => Value::U128(v),
+            Stored::F64(v) => Value::F64(v),
+            Stored::Bool(v) => Value::Bool(v),
+        }
     }
 }
 

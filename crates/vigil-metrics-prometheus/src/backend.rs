@@ -24,12 +24,6 @@ pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 1000;
 /// Default number of distinct metric names.
 pub const DEFAULT_MAX_METRIC_NAMES: usize = 10_000;
 
-/// Bucket upper bounds for histograms exported in seconds (durations recorded in
-/// milliseconds, microseconds or nanoseconds): 1 ms to 10 s.
-pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
 /// Bucket upper bounds for histograms in bytes (sizes): 64 B to 16 MiB, by fours.
 pub const SIZE_BUCKETS_BYTES: &[f64] = &[
     64.0,
@@ -111,7 +105,7 @@ impl PrometheusBackendBuilder {
             .with_recommended_naming(true)
             .set_buckets(&self.buckets)
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), DURATION_BUCKETS_SECONDS)
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &duration_buckets_seconds())
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?
             .set_buckets_for_metric(Matcher::Suffix("_bytes".to_owned()), SIZE_BUCKETS_BYTES)
             .map_err(|e| PrometheusError::Exporter(e.to_string()))?;
@@ -147,6 +141,12 @@ impl PrometheusBackendBuilder {
         }
         Ok(backend)
     }
+}
+
+/// The catalogue's millisecond duration buckets, in seconds (1 ms to 10 s): for histograms
+/// recorded in a time unit and exported in seconds.
+pub fn duration_buckets_seconds() -> Vec<f64> {
+    catalogue::DURATION_BUCKETS_MS.iter().map(|ms| ms / 1000.0).collect()
 }
 
 /// How a unit is exported: Prometheus wants base units (`promtool check metrics` rejects

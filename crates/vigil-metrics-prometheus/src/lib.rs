@@ -24,8 +24,8 @@ mod server;
 use std::net::SocketAddr;
 
 pub use backend::{
-    DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_SERIES_PER_METRIC, DURATION_BUCKETS_SECONDS, OVERFLOW_LABEL_VALUE,
-    PrometheusBackend, PrometheusBackendBuilder, SIZE_BUCKETS_BYTES, TOO_MANY_METRICS,
+    DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_LABEL_VALUE, PrometheusBackend,
+    PrometheusBackendBuilder, SIZE_BUCKETS_BYTES, TOO_MANY_METRICS, duration_buckets_seconds,
 };
 pub use server::{CONTENT_TYPE_TEXT, MetricsServer};
 
