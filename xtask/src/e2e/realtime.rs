@@ -59,7 +59,7 @@ struct Files {
 }
 
 impl Files {
-    /// "see <file> and <file>", naming the files that exist.
+    /// "see `<file>` and `<file>`", naming the files that exist.
     fn pointer(&self) -> String {
         let saved: Vec<String> = [
             ("the last /metrics scrape", &self.metrics),
