@@ -12,7 +12,11 @@ use crate::json::{self, Value};
 use crate::target_dir;
 
 /// The benches to run: (package, bench target).
-const BENCHES: [(&str, &str); 2] = [("vigil", "facade"), ("vigil-log-console", "console")];
+const BENCHES: [(&str, &str); 3] = [
+    ("vigil", "facade"),
+    ("vigil-log-console", "console"),
+    ("vigil-http", "layer"),
+];
 
 /// Bench names that are the reference in their group, in order of preference.
 const PEERS: [&str; 4] = [
