@@ -12,10 +12,11 @@ use crate::json::{self, Value};
 use crate::target_dir;
 
 /// The benches to run: (package, bench target).
-const BENCHES: [(&str, &str); 3] = [
+const BENCHES: [(&str, &str); 4] = [
     ("vigil", "facade"),
     ("vigil-log-console", "console"),
     ("vigil-http", "layer"),
+    ("vigil-vm", "sample"),
 ];
 
 /// Bench names that are the reference in their group, in order of preference.

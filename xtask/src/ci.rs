@@ -210,12 +210,12 @@ fn parse_features(manifest: &str) -> Vec<String> {
         if !in_table {
             continue;
         }
-        if depth == 0 {
-            if let Some((key, _)) = line.split_once('=') {
-                let key = key.trim().trim_matches('"').trim_matches('\'');
-                if !key.is_empty() && key != "default" {
-                    features.push(key.to_owned());
-                }
+        if depth == 0
+            && let Some((key, _)) = line.split_once('=')
+        {
+            let key = key.trim().trim_matches('"').trim_matches('\'');
+            if !key.is_empty() && key != "default" {
+                features.push(key.to_owned());
             }
         }
         depth = bracket_depth_after(line, depth);

@@ -22,7 +22,7 @@ use crate::json::{self, Value};
 use crate::{project_root, target_dir};
 
 /// How long the example may take to answer its first scrape.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+const STARTUP_TIMEOUT: Duration = Duration::from_mins(1);
 /// Pause between scrape attempts while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long to wait, once `/metrics` answers, for the "User logged in" log line.
@@ -176,10 +176,10 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 
 /// Whether this process runs as root (effective uid 0).
 fn is_root() -> bool {
-    if let Ok(status) = fs::read_to_string("/proc/self/status") {
-        if let Some(uids) = status.lines().find_map(|l| l.strip_prefix("Uid:")) {
-            return uids.split_whitespace().nth(1) == Some("0");
-        }
+    if let Ok(status) = fs::read_to_string("/proc/self/status")
+        && let Some(uids) = status.lines().find_map(|l| l.strip_prefix("Uid:"))
+    {
+        return uids.split_whitespace().nth(1) == Some("0");
     }
     Command::new("id")
         .arg("-u")

@@ -191,6 +191,166 @@ pub const VIGIL_METRICS_OVERFLOW: MetricDef = MetricDef {
     buckets: None,
 };
 
+/// `process.cpu.usage`: CPU used by this process, in cores.
+pub const PROCESS_CPU_USAGE: MetricDef = MetricDef {
+    name: "process.cpu.usage",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "CPU used by this process since the previous sample, in cores: 1 is one core fully busy (it may exceed 1 on several cores).",
+    buckets: None,
+};
+
+/// `process.memory.resident`: resident set size in bytes.
+pub const PROCESS_MEMORY_RESIDENT: MetricDef = MetricDef {
+    name: "process.memory.resident",
+    kind: MetricKind::Gauge,
+    unit: Some(Unit::Bytes),
+    tags: &[],
+    help: "Resident memory (RSS) of this process.",
+    buckets: None,
+};
+
+/// `process.memory.virtual`: virtual memory size in bytes.
+pub const PROCESS_MEMORY_VIRTUAL: MetricDef = MetricDef {
+    name: "process.memory.virtual",
+    kind: MetricKind::Gauge,
+    unit: Some(Unit::Bytes),
+    tags: &[],
+    help: "Virtual memory size of this process.",
+    buckets: None,
+};
+
+/// `process.threads`: OS threads of this process (Linux only).
+pub const PROCESS_THREADS: MetricDef = MetricDef {
+    name: "process.threads",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "OS threads of this process (Linux only).",
+    buckets: None,
+};
+
+/// `process.open_fds`: open file descriptors (Linux only).
+pub const PROCESS_OPEN_FDS: MetricDef = MetricDef {
+    name: "process.open_fds",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "Open file descriptors of this process (Linux only).",
+    buckets: None,
+};
+
+/// `process.start_time`: start time in seconds since the Unix epoch.
+pub const PROCESS_START_TIME: MetricDef = MetricDef {
+    name: "process.start_time",
+    kind: MetricKind::Gauge,
+    unit: Some(Unit::Seconds),
+    tags: &[],
+    help: "Start time of this process, in seconds since the Unix epoch.",
+    buckets: None,
+};
+
+/// `process.uptime`: seconds since this process started.
+pub const PROCESS_UPTIME: MetricDef = MetricDef {
+    name: "process.uptime",
+    kind: MetricKind::Gauge,
+    unit: Some(Unit::Seconds),
+    tags: &[],
+    help: "How long this process has been running.",
+    buckets: None,
+};
+
+/// `system.cpu.usage`: host CPU usage, 0 to 1 of all cores.
+pub const SYSTEM_CPU_USAGE: MetricDef = MetricDef {
+    name: "system.cpu.usage",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "CPU used on the whole host since the previous sample, as a ratio of all cores (0 to 1).",
+    buckets: None,
+};
+
+/// `system.memory.used`: host memory in use, in bytes.
+pub const SYSTEM_MEMORY_USED: MetricDef = MetricDef {
+    name: "system.memory.used",
+    kind: MetricKind::Gauge,
+    unit: Some(Unit::Bytes),
+    tags: &[],
+    help: "Memory in use on the host.",
+    buckets: None,
+};
+
+/// `system.memory.total`: host memory in total, in bytes.
+pub const SYSTEM_MEMORY_TOTAL: MetricDef = MetricDef {
+    name: "system.memory.total",
+    kind: MetricKind::Gauge,
+    unit: Some(Unit::Bytes),
+    tags: &[],
+    help: "Total memory of the host.",
+    buckets: None,
+};
+
+/// `system.load`: load average by `period` (`1m`, `5m`, `15m`).
+pub const SYSTEM_LOAD: MetricDef = MetricDef {
+    name: "system.load",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &["period"],
+    help: "Load average of the host over the period (1m, 5m or 15m; Unix only).",
+    buckets: None,
+};
+
+/// `tokio.workers`: worker threads of the Tokio runtime.
+pub const TOKIO_WORKERS: MetricDef = MetricDef {
+    name: "tokio.workers",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "Worker threads of the Tokio runtime.",
+    buckets: None,
+};
+
+/// `tokio.tasks.alive`: tasks spawned and not finished.
+pub const TOKIO_TASKS_ALIVE: MetricDef = MetricDef {
+    name: "tokio.tasks.alive",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "Tasks alive (spawned and not finished) in the Tokio runtime.",
+    buckets: None,
+};
+
+/// `tokio.queue.depth`: tasks in the runtime's global queue.
+pub const TOKIO_QUEUE_DEPTH: MetricDef = MetricDef {
+    name: "tokio.queue.depth",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "Tasks waiting in the Tokio runtime's global (injection) queue.",
+    buckets: None,
+};
+
+/// `tokio.workers.busy`: busy share of the workers' time, 0 to 1.
+pub const TOKIO_WORKERS_BUSY: MetricDef = MetricDef {
+    name: "tokio.workers.busy",
+    kind: MetricKind::Gauge,
+    unit: None,
+    tags: &[],
+    help: "Share of the Tokio workers' time spent busy since the previous sample (0 to 1).",
+    buckets: None,
+};
+
+/// `tokio.worker.parks`: times the workers parked, summed.
+pub const TOKIO_WORKER_PARKS: MetricDef = MetricDef {
+    name: "tokio.worker.parks",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &[],
+    help: "Times the Tokio runtime's workers parked (went idle), summed over workers.",
+    buckets: None,
+};
+
 /// Every metric in the catalogue.
 pub const ALL: &[MetricDef] = &[
     HTTP_REQUEST_DURATION,
@@ -204,6 +364,22 @@ pub const ALL: &[MetricDef] = &[
     WEBSOCKET_CONNECTION_DURATION,
     VIGIL_LOG_DROPPED,
     VIGIL_METRICS_OVERFLOW,
+    PROCESS_CPU_USAGE,
+    PROCESS_MEMORY_RESIDENT,
+    PROCESS_MEMORY_VIRTUAL,
+    PROCESS_THREADS,
+    PROCESS_OPEN_FDS,
+    PROCESS_START_TIME,
+    PROCESS_UPTIME,
+    SYSTEM_CPU_USAGE,
+    SYSTEM_MEMORY_USED,
+    SYSTEM_MEMORY_TOTAL,
+    SYSTEM_LOAD,
+    TOKIO_WORKERS,
+    TOKIO_TASKS_ALIVE,
+    TOKIO_QUEUE_DEPTH,
+    TOKIO_WORKERS_BUSY,
+    TOKIO_WORKER_PARKS,
 ];
 
 /// Describes every catalogue metric to the installed recorder.

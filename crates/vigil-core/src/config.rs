@@ -213,6 +213,28 @@ impl Setting for Count {
     }
 }
 
+/// A sampling interval in whole seconds, 1 to 3600.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntervalSeconds(pub u64);
+
+impl IntervalSeconds {
+    /// The interval as a [`Duration`](std::time::Duration).
+    pub const fn as_duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+impl Setting for IntervalSeconds {
+    const EXPECTED: &'static str = "a whole number of seconds from 1 to 3600";
+    fn parse_setting(s: &str) -> Option<Self> {
+        s.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=3600).contains(n))
+            .map(IntervalSeconds)
+    }
+}
+
 /// A non-empty name (service, environment, site, host).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Name(String);
@@ -233,7 +255,8 @@ deserialize_via_setting!(
     Protocol,
     LoggerBackendKind,
     MetricsBackendKind,
-    Count
+    Count,
+    IntervalSeconds
 );
 
 /// A secret such as an API key: never shown by `Debug` or `Display`.
@@ -324,6 +347,25 @@ pub struct HttpConfig {
     pub access_log: bool,
 }
 
+/// VM telemetry settings (`vigil-vm`): process, system and Tokio runtime metrics.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VmConfig {
+    /// Sample VM metrics when the `vm` feature is on (`VM_METRICS`), default true.
+    pub enabled: bool,
+    /// Seconds between samples (`VM_SAMPLE_INTERVAL`), 1-3600, default 10.
+    pub interval: IntervalSeconds,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            enabled: true,
+            interval: IntervalSeconds(10),
+        }
+    }
+}
+
 /// Datadog settings.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -370,6 +412,8 @@ pub struct Config {
     pub prometheus: PrometheusConfig,
     /// HTTP telemetry.
     pub http: HttpConfig,
+    /// VM telemetry.
+    pub vm: VmConfig,
     /// Datadog.
     pub datadog: DatadogConfig,
 }
@@ -385,6 +429,7 @@ impl Default for Config {
             log: LogConfig::default(),
             prometheus: PrometheusConfig::default(),
             http: HttpConfig::default(),
+            vm: VmConfig::default(),
             datadog: DatadogConfig::default(),
         }
     }
@@ -603,6 +648,26 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "Write one access-log record per HTTP request.",
         apply: |c, n, v| {
             c.http.access_log = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "VM_METRICS",
+        key: "vm.enabled",
+        default: "true",
+        doc: "Sample process, system and Tokio runtime metrics (with the vm feature).",
+        apply: |c, n, v| {
+            c.vm.enabled = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "VM_SAMPLE_INTERVAL",
+        key: "vm.interval",
+        default: "10",
+        doc: "Seconds between VM metric samples, 1-3600.",
+        apply: |c, n, v| {
+            c.vm.interval = parse(n, v)?;
             Ok(())
         },
     },
@@ -848,6 +913,16 @@ mod tests {
             ),
             ("LOG_FORMAT", "xml", r#"LOG_FORMAT="xml": expected text or json"#),
             (
+                "VM_SAMPLE_INTERVAL",
+                "0",
+                r#"VM_SAMPLE_INTERVAL="0": expected a whole number of seconds from 1 to 3600"#,
+            ),
+            (
+                "VM_SAMPLE_INTERVAL",
+                "1.5",
+                r#"VM_SAMPLE_INTERVAL="1.5": expected a whole number of seconds from 1 to 3600"#,
+            ),
+            (
                 "LOGGER_BACKENDS",
                 "console,syslog",
                 r#"LOGGER_BACKENDS="console,syslog": expected console or datadog"#,
@@ -901,6 +976,8 @@ mod tests {
             ("PROMETHEUS_PORT", "9100"),
             ("PROMETHEUS_MAX_SERIES_PER_METRIC", "5"),
             ("HTTP_ACCESS_LOG", "true"),
+            ("VM_METRICS", "false"),
+            ("VM_SAMPLE_INTERVAL", "30"),
             ("ENABLE_DATADOG", "true"),
             ("DATADOG_API_KEY", "k"),
             ("DATADOG_APP_KEY", "a"),
@@ -956,6 +1033,23 @@ mod tests {
         assert_eq!(c.prometheus.host, "0.0.0.0");
         assert_eq!(c.log.level, Level::Debug);
         assert_eq!(c.service, "realtime_server");
+    }
+
+    #[test]
+    fn vm_settings_default_and_load_from_file_and_env() {
+        let c = load(&[]).unwrap();
+        assert!(c.vm.enabled);
+        assert_eq!(c.vm.interval.as_duration(), std::time::Duration::from_secs(10));
+        let c = Config::from_toml_str("[vm]\nenabled = false\ninterval = 60\n").unwrap();
+        assert!(!c.vm.enabled);
+        assert_eq!(c.vm.interval, IntervalSeconds(60));
+        let err = Config::from_toml_str("[vm]\ninterval = 7200\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vm.interval") && err.contains("1 to 3600"), "{err}");
+        let c = load(&[("VM_METRICS", "off"), ("VM_SAMPLE_INTERVAL", "3600")]).unwrap();
+        assert!(!c.vm.enabled);
+        assert_eq!(c.vm.interval, IntervalSeconds(3600));
     }
 
     #[test]

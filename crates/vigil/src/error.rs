@@ -11,6 +11,10 @@ pub enum Error {
     #[cfg(feature = "prometheus")]
     #[error(transparent)]
     Prometheus(#[from] vigil_metrics_prometheus::PrometheusError),
+    /// The VM sampler could not start.
+    #[cfg(feature = "vm")]
+    #[error(transparent)]
+    Vm(#[from] vigil_vm::VmError),
     /// A configured backend was compiled out.
     #[error("the {backend} backend is configured but vigil was built without its `{feature}` feature")]
     FeatureDisabled {

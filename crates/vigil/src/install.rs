@@ -18,7 +18,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads the configuration (defaults, `vigil.toml` or `VIGIL_CONFIG`, environment) and
 /// installs everything it names: the log backends behind one `tracing` subscriber, the
-/// metrics backends behind the global `metrics` recorder, and their servers.
+/// metrics backends behind the global `metrics` recorder, and their servers. With the `vm`
+/// feature it also starts the VM sampler (unless `VM_METRICS=false`), which reads the Tokio
+/// runtime `init` is called in, if any.
 ///
 /// Keep the returned [`Guard`] alive for the life of the program; dropping it, or calling
 /// [`Guard::shutdown`], flushes every backend.
@@ -135,6 +137,7 @@ impl VigilBuilder {
             config: Arc::new(Config::default()),
             log_backends: Vec::new(),
             metrics_server: None,
+            vm_sampler: None,
             done: false,
         };
 
@@ -195,6 +198,7 @@ impl VigilBuilder {
         metrics::set_global_recorder(recorder).map_err(|_| Error::RecorderAlreadySet)?;
         vigil_core::handles::remember_global_recorder();
         vigil_core::catalogue::describe_all();
+        guard.vm_sampler = vm_sampler(&config)?;
 
         facade_logger::remember_backends(log_backends.clone());
         guard.log_backends = log_backends;
@@ -256,13 +260,35 @@ fn prometheus_backend(_config: &Config) -> Result<(Box<dyn Recorder + Send + Syn
     })
 }
 
-/// Keeps Vigil running. Dropping it, or calling [`shutdown`](Self::shutdown), flushes every
-/// log backend and stops the metrics endpoint.
+#[cfg(feature = "vm")]
+type VmSampler = vigil_vm::VmSampler;
+#[cfg(not(feature = "vm"))]
+type VmSampler = std::convert::Infallible;
+
+/// Starts the VM sampler when the configuration enables it; it publishes to the global
+/// recorder, so call this after installing it.
+#[cfg(feature = "vm")]
+fn vm_sampler(config: &Config) -> Result<Option<VmSampler>, Error> {
+    if !config.vm.enabled {
+        return Ok(None);
+    }
+    Ok(Some(vigil_vm::VmSampler::start(&config.vm)?))
+}
+
+#[cfg(not(feature = "vm"))]
+#[allow(clippy::unnecessary_wraps)] // the same signature as with the feature
+fn vm_sampler(_config: &Config) -> Result<Option<VmSampler>, Error> {
+    Ok(None)
+}
+
+/// Keeps Vigil running. Dropping it, or calling [`shutdown`](Self::shutdown), stops the VM
+/// sampler, flushes every log backend and stops the metrics endpoint.
 #[must_use = "dropping the guard shuts Vigil down"]
 pub struct Guard {
     config: Arc<Config>,
     log_backends: Vec<Arc<dyn LogBackend>>,
     metrics_server: Option<MetricsServer>,
+    vm_sampler: Option<VmSampler>,
     done: bool,
 }
 
@@ -271,6 +297,7 @@ impl std::fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("log_backends", &self.log_backends.len())
             .field("metrics_addr", &self.metrics_addr())
+            .field("vm_sampler", &self.vm_sampler.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -307,8 +334,8 @@ impl Guard {
         }
     }
 
-    /// Flushes every log backend, waiting at most `timeout`, then stops the metrics endpoint.
-    /// Returns `true` when everything was flushed in time.
+    /// Stops the VM sampler, flushes every log backend, waiting at most `timeout`, then stops
+    /// the metrics endpoint. Returns `true` when everything was flushed in time.
     pub fn shutdown(mut self, timeout: Duration) -> bool {
         self.shutdown_inner(timeout)
     }
@@ -316,6 +343,11 @@ impl Guard {
     fn shutdown_inner(&mut self, timeout: Duration) -> bool {
         if std::mem::replace(&mut self.done, true) {
             return true;
+        }
+        // The sampler stops at once (it finishes a sample in progress, well under a millisecond).
+        #[cfg(feature = "vm")]
+        if let Some(sampler) = self.vm_sampler.take() {
+            sampler.stop();
         }
         let backends = self.log_backends.clone();
         let (tx, rx) = mpsc::channel();

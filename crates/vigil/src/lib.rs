@@ -29,7 +29,8 @@
 //! | `prometheus` | the Prometheus metrics backend and `/metrics` (`vigil-metrics-prometheus`) | yes |
 //! | `http` | HTTP request telemetry: a tower layer (`vigil-http`), see [`Guard::http_layer`] | no |
 //! | `ws` | WebSocket telemetry for axum and tokio-tungstenite sockets (`vigil-ws`) | no |
-//! | `datadog`, `dogstatsd`, `db`, `vm` | reserved for the crates that are not in this release yet | no |
+//! | `vm` | process, system and Tokio runtime metrics, sampled in the background by [`init`] (`vigil-vm`) | no |
+//! | `datadog`, `dogstatsd`, `db` | reserved for the crates that are not in this release yet | no |
 //! | `full` | everything | no |
 //!
 //! Custom backends implement [`LogBackend`] or [`MetricsBackend`] and are added with
@@ -66,6 +67,10 @@ pub use vigil_http as http;
 /// WebSocket telemetry: [`ws::WsMetrics`].
 #[cfg(feature = "ws")]
 pub use vigil_ws as ws;
+
+/// VM telemetry: [`vm::VmSampler`], which [`init`] starts when `vm.enabled` (the default).
+#[cfg(feature = "vm")]
+pub use vigil_vm as vm;
 
 /// Re-exported so custom backends and tests need no extra dependency.
 pub use metrics;

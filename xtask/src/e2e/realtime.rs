@@ -219,7 +219,8 @@ fn exercise(app: &mut App, api_port: u16, metrics_port: u16, promtool: &Path, me
     );
     let body = wait_for_gauge_zero(app, metrics_port, metrics_file)?;
     promtool_check(promtool, metrics_file)?;
-    let metrics = check_metrics(&body).with_context(|| format!("checking {}", metrics_file.display()))?;
+    let mut metrics = check_metrics(&body).with_context(|| format!("checking {}", metrics_file.display()))?;
+    metrics.checks += check_vm_metrics(&body).with_context(|| format!("checking {}", metrics_file.display()))?;
     Ok(Traffic {
         comments,
         metrics,
@@ -651,6 +652,62 @@ fn check_metrics(body: &str) -> Result<MetricsReport> {
     })
 }
 
+/// The VM series (`vigil-vm`, sampled as soon as `vigil::init` returns) that must be above 0,
+/// with their own labels; the Linux-only ones are checked on Linux.
+fn vm_expectations() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    let mut wanted = vec![
+        ("process_memory_resident_bytes", vec![]),
+        ("process_memory_virtual_bytes", vec![]),
+        ("process_start_time_seconds", vec![]),
+        ("system_memory_total_bytes", vec![]),
+        ("system_memory_used_bytes", vec![]),
+        ("tokio_workers", vec![]),
+    ];
+    if cfg!(target_os = "linux") {
+        wanted.push(("process_threads", vec![]));
+        wanted.push(("process_open_fds", vec![]));
+    }
+    wanted
+}
+
+/// The VM series are served with the global labels and plausible values: those of
+/// [`vm_expectations`] above 0, `system_load` at or above 0 for each period (Unix), and
+/// `tokio_tasks_alive` and `tokio_queue_depth` present. Returns the number of series checked.
+fn check_vm_metrics(body: &str) -> Result<usize> {
+    let samples = parse_samples(body)?;
+    let mut problems = Vec::new();
+    let mut checks = 0;
+    let mut check = |name: &str, own: &[(&str, &str)], min: f64, strictly: bool| {
+        checks += 1;
+        let wanted = series(name, own);
+        match lookup(&samples, name, own).map(|s| (s.value, &s.line)) {
+            None => problems.push(format!("expected the VM sample {wanted}, found none")),
+            Some((Some(v), _)) if v > min || (!strictly && v >= min) => {}
+            Some((_, line)) => problems.push(format!(
+                "expected {wanted} {} {min}, got: {line}",
+                if strictly { ">" } else { ">=" }
+            )),
+        }
+    };
+    for (name, own) in vm_expectations() {
+        check(name, &own, 0.0, true);
+    }
+    if cfg!(unix) {
+        for period in ["1m", "5m", "15m"] {
+            check("system_load", &[("period", period)], 0.0, false);
+        }
+    }
+    check("tokio_tasks_alive", &[], 0.0, false);
+    check("tokio_queue_depth", &[], 0.0, false);
+    ensure!(
+        problems.is_empty(),
+        "{} of {checks} VM series checks failed (is the `vm` feature on for the example?):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+    Ok(checks)
+}
+
 /// One series the metrics check looks up, and the value it must have.
 struct Expectation {
     /// The metric name.
@@ -1003,6 +1060,32 @@ comments_created_total{{{g}}} 5
         let missing = good.replace("websocket_connection_duration_seconds_count", "other_count");
         let err = check_metrics(&missing).unwrap_err().to_string();
         assert!(err.contains("found none"), "{err}");
+    }
+
+    #[test]
+    fn vm_metrics() {
+        use std::fmt::Write as _;
+
+        let g = r#"service="realtime_server",environment="ci""#;
+        let mut good = String::new();
+        for (name, _) in vm_expectations() {
+            writeln!(good, "{name}{{{g}}} 3").unwrap();
+        }
+        for period in ["1m", "5m", "15m"] {
+            writeln!(good, "system_load{{{g},period=\"{period}\"}} 0").unwrap();
+        }
+        writeln!(good, "tokio_tasks_alive{{{g}}} 4\ntokio_queue_depth{{{g}}} 0").unwrap();
+        let checks = check_vm_metrics(&good).unwrap();
+        assert_eq!(checks, vm_expectations().len() + if cfg!(unix) { 5 } else { 2 });
+
+        let zero = good.replace(&format!("tokio_workers{{{g}}} 3"), &format!("tokio_workers{{{g}}} 0"));
+        let err = check_vm_metrics(&zero).unwrap_err().to_string();
+        assert!(err.contains("tokio_workers") && err.contains("> 0"), "{err}");
+        let missing = good.replace("process_memory_resident_bytes", "other");
+        let err = check_vm_metrics(&missing).unwrap_err().to_string();
+        assert!(err.contains("found none") && err.contains("vm"), "{err}");
+        let unlabelled = good.replace(&format!("tokio_workers{{{g}}}"), "tokio_workers{}");
+        assert!(check_vm_metrics(&unlabelled).is_err());
     }
 
     #[test]
