@@ -1,6 +1,7 @@
 //! The comments store: SQLite through sqlx.
 
 use serde::Serialize;
+use sqlx::ConnectOptions as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 /// A video that comments belong to.
@@ -26,11 +27,12 @@ pub async fn open(url: &str) -> anyhow::Result<SqlitePool> {
     let pool = if url == "sqlite::memory:" {
         // An in-memory database belongs to one connection: the pool keeps exactly that one.
         SqlitePoolOptions::new()
+            .acquire_time_level(log::LevelFilter::Debug)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(SqliteConnectOptions::new().in_memory(true))
+            .connect_with(quiet(SqliteConnectOptions::new().in_memory(true)))
             .await?
     } else {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -45,6 +47,12 @@ pub async fn open(url: &str) -> anyhow::Result<SqlitePool> {
     };
     migrate(&pool).await?;
     Ok(pool)
+}
+
+/// sqlx logs slow statements itself at WARN with their literals; Vigil's query layer logs
+/// them normalised instead (`DB_SLOW_QUERY_MS`), so sqlx's own copy goes to DEBUG.
+fn quiet(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options.log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1))
 }
 
 async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {

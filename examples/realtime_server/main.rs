@@ -53,6 +53,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let pool = db::open(&database_url).await?;
+    // database.pool.{size,idle,in_use,max}{pool="main"}, sampled every 5 s until dropped.
+    let _pool_metrics = vigil::db::PoolMetrics::new(&pool, "main").spawn(Duration::from_secs(5))?;
     let ws_metrics = WsMetrics::builder("comments")
         .allow_events(["ping", "pong", "comment_created", "lagged"])
         .build()?;

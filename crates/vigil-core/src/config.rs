@@ -347,6 +347,22 @@ pub struct HttpConfig {
     pub access_log: bool,
 }
 
+/// Database telemetry settings (`vigil-db`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbConfig {
+    /// Queries slower than this many milliseconds log a warning (`DB_SLOW_QUERY_MS`), default 100.
+    pub slow_query_ms: Count,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            slow_query_ms: Count(100),
+        }
+    }
+}
+
 /// VM telemetry settings (`vigil-vm`): process, system and Tokio runtime metrics.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -412,6 +428,8 @@ pub struct Config {
     pub prometheus: PrometheusConfig,
     /// HTTP telemetry.
     pub http: HttpConfig,
+    /// Database telemetry.
+    pub db: DbConfig,
     /// VM telemetry.
     pub vm: VmConfig,
     /// Datadog.
@@ -429,6 +447,7 @@ impl Default for Config {
             log: LogConfig::default(),
             prometheus: PrometheusConfig::default(),
             http: HttpConfig::default(),
+            db: DbConfig::default(),
             vm: VmConfig::default(),
             datadog: DatadogConfig::default(),
         }
@@ -638,6 +657,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "Label sets per metric before new ones fold into an overflow series.",
         apply: |c, n, v| {
             c.prometheus.max_series_per_metric = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "DB_SLOW_QUERY_MS",
+        key: "db.slow_query_ms",
+        default: "100",
+        doc: "Database queries slower than this many milliseconds log a warning with the normalised statement.",
+        apply: |c, n, v| {
+            c.db.slow_query_ms = parse(n, v)?;
             Ok(())
         },
     },
@@ -976,6 +1005,7 @@ mod tests {
             ("PROMETHEUS_PORT", "9100"),
             ("PROMETHEUS_MAX_SERIES_PER_METRIC", "5"),
             ("HTTP_ACCESS_LOG", "true"),
+            ("DB_SLOW_QUERY_MS", "250"),
             ("VM_METRICS", "false"),
             ("VM_SAMPLE_INTERVAL", "30"),
             ("ENABLE_DATADOG", "true"),

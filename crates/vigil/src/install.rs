@@ -177,9 +177,20 @@ impl VigilBuilder {
             layer = layer.with_backend(b.clone());
         }
         let level = config.log.level;
-        // A global level filter: callsites below the level are disabled for the whole
-        // subscriber, which is cheaper per event and per span than a per-layer filter.
+        // Without database telemetry, a global level filter: callsites below the level are
+        // disabled for the whole subscriber, which is cheaper per event and per span. With it,
+        // the log layer filters by itself so that sqlx's DEBUG query events still reach the
+        // query layer (and only those: every other callsite below the level stays disabled).
+        #[cfg(not(feature = "db"))]
         let subscriber = tracing_subscriber::registry().with(level.to_filter()).with(layer);
+        #[cfg(feature = "db")]
+        let subscriber = {
+            use tracing_subscriber::Layer as _;
+            let slow = std::time::Duration::from_millis(config.db.slow_query_ms.0 as u64);
+            tracing_subscriber::registry()
+                .with(layer.with_filter(level.to_filter()))
+                .with(vigil_db::SqlxQueryLayer::new().slow_threshold(slow).filtered())
+        };
         tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
         // Records of the `log` crate join the same pipeline; another logger may own it already.
         let _ = tracing_log::LogTracer::builder()

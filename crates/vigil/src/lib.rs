@@ -30,7 +30,8 @@
 //! | `http` | HTTP request telemetry: a tower layer (`vigil-http`), see [`Guard::http_layer`] | no |
 //! | `ws` | WebSocket telemetry for axum and tokio-tungstenite sockets (`vigil-ws`) | no |
 //! | `vm` | process, system and Tokio runtime metrics, sampled in the background by [`init`] (`vigil-vm`) | no |
-//! | `datadog`, `dogstatsd`, `db` | reserved for the crates that are not in this release yet | no |
+//! | `db` | database telemetry: sqlx query metrics and slow-query warnings installed by `init`, pool metrics (`vigil-db`) | no |
+//! | `datadog`, `dogstatsd` | reserved for the crates that are not in this release yet | no |
 //! | `full` | everything | no |
 //!
 //! Custom backends implement [`LogBackend`] or [`MetricsBackend`] and are added with
@@ -71,6 +72,11 @@ pub use vigil_ws as ws;
 /// VM telemetry: [`vm::VmSampler`], which [`init`] starts when `vm.enabled` (the default).
 #[cfg(feature = "vm")]
 pub use vigil_vm as vm;
+
+/// Database telemetry: [`db::SqlxQueryLayer`] (installed by `init`), [`db::PoolMetrics`],
+/// [`db::QueryTimer`].
+#[cfg(feature = "db")]
+pub use vigil_db as db;
 
 /// Re-exported so custom backends and tests need no extra dependency.
 pub use metrics;

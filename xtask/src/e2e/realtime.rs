@@ -763,6 +763,24 @@ fn expectations() -> Vec<Expectation> {
         expect("websocket_connections", channel.clone(), Some(0.0)),
         expect("websocket_connection_duration_seconds_count", channel, Some(2.0)),
         expect("comments_created_total", vec![], Some(5.0)),
+        // Database telemetry: sqlx's query events classified, and the pool sampled.
+        expect(
+            "database_query_total",
+            vec![("source", "comments"), ("operation", "insert")],
+            Some(5.0),
+        ),
+        expect(
+            "database_query_total",
+            vec![("source", "comments"), ("operation", "select")],
+            Some(1.0),
+        ),
+        expect(
+            "database_query_duration_seconds_count",
+            vec![("source", "comments"), ("operation", "insert")],
+            Some(5.0),
+        ),
+        expect("database_pool_max", vec![("pool", "main")], Some(1.0)),
+        expect("database_pool_size", vec![("pool", "main")], None),
     ]
 }
 
@@ -1040,10 +1058,15 @@ websocket_messages_total{{{g},{ws},event=\"pong\",direction=\"out\"}} 2
 websocket_connections{{{g},{ws}}} 0
 websocket_connection_duration_seconds_count{{{g},{ws}}} 2
 comments_created_total{{{g}}} 5
+database_query_total{{{g},source=\"comments\",operation=\"insert\"}} 5
+database_query_total{{{g},source=\"comments\",operation=\"select\"}} 1
+database_query_duration_seconds_count{{{g},source=\"comments\",operation=\"insert\"}} 5
+database_pool_max{{{g},pool=\"main\"}} 1
+database_pool_size{{{g},pool=\"main\"}} 1
 "
         );
         let report = check_metrics(&good).unwrap();
-        assert_eq!((report.samples, report.families, report.checks), (18, 1, 18));
+        assert_eq!((report.samples, report.families, report.checks), (23, 1, 23));
 
         let wrong_value = good.replace("direction=\"in\"} 2", "direction=\"in\"} 3");
         assert_ne!(wrong_value, good);
