@@ -267,22 +267,52 @@ fn bracket_depth_after(line: &str, mut depth: usize) -> usize {
 /// `VIGIL_REQUIRE_PROMTOOL=1` makes those tests fail rather than skip when it is missing.
 fn test() -> Result<()> {
     e2e::ensure_promtool()?;
+    ensure_postgres()?;
     if Cmd::cargo("test").args(["nextest", "--version"]).succeeds() {
         Cmd::cargo("test")
             .args(["nextest", "run", "--workspace", "--all-features"])
             .env("VIGIL_REQUIRE_PROMTOOL", "1")
+            .env("VIGIL_REQUIRE_POSTGRES", "1")
             .run()?;
     } else {
         eprintln!("cargo-nextest is not installed: using `cargo test`");
         Cmd::cargo("test")
             .args(["test", "--workspace", "--all-features"])
             .env("VIGIL_REQUIRE_PROMTOOL", "1")
+            .env("VIGIL_REQUIRE_POSTGRES", "1")
             .run()?;
     }
     Cmd::cargo("test: doctests")
         .args(["test", "--workspace", "--all-features", "--doc"])
         .env("VIGIL_REQUIRE_PROMTOOL", "1")
         .run()
+}
+
+/// Makes sure PostgreSQL's server binaries are installed (the database tests start a
+/// throwaway cluster with them), installing Debian's `postgresql` when running as root.
+/// Installed here, once, so tests running in parallel never race on apt.
+fn ensure_postgres() -> Result<()> {
+    let installed = || {
+        fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|e| e.path().join("bin/initdb").is_file())
+    };
+    if installed() {
+        return Ok(());
+    }
+    eprintln!("PostgreSQL is not installed: installing the Debian package `postgresql` for the database tests");
+    Cmd::new("test: install postgresql", "apt-get").arg("update").run()?;
+    Cmd::new("test: install postgresql", "apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "postgresql"])
+        .run()
+        .context("PostgreSQL could not be installed (apt-get install postgresql); the database tests need it")?;
+    if !installed() {
+        bail!("apt-get install postgresql succeeded but no /usr/lib/postgresql/*/bin/initdb exists");
+    }
+    Ok(())
 }
 
 /// `cargo deny check licenses bans sources`, installing cargo-deny first if needed.
