@@ -55,6 +55,7 @@ const SCRATCH_KEEP_CAPACITY: usize = 64 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct LogLayer {
+    min_level: Level,
     backends: Vec<Arc<dyn LogBackend>>,
     resource: Arc<Resource>,
     panics: Arc<AtomicU64>,
@@ -73,10 +74,20 @@ impl LogLayer {
     /// A layer with no backends yet, for `resource`.
     pub fn new(resource: Resource) -> Self {
         LogLayer {
+            min_level: Level::Trace,
             backends: Vec::new(),
             resource: Arc::new(resource),
             panics: Arc::default(),
         }
+    }
+
+    /// Ignores events and spans below `level` itself. Use it when a global filter lets more
+    /// through for another layer (`vigil::init` does, so that sqlx's DEBUG query events reach
+    /// the database layer): a global filter is cheaper than a per-layer one.
+    #[must_use]
+    pub fn with_min_level(mut self, level: Level) -> Self {
+        self.min_level = level;
+        self
     }
 
     /// Adds a backend.
@@ -123,6 +134,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if Level::from_tracing(*attrs.metadata().level()) < self.min_level {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut visitor = SpanVisitor(SpanFields::new(attrs.metadata().name()));
         attrs.record(&mut visitor);
@@ -140,7 +154,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if self.backends.is_empty() {
+        if self.backends.is_empty() || Level::from_tracing(*event.metadata().level()) < self.min_level {
             return;
         }
         let timestamp = SystemTime::now();

@@ -177,19 +177,25 @@ impl VigilBuilder {
             layer = layer.with_backend(b.clone());
         }
         let level = config.log.level;
-        // Without database telemetry, a global level filter: callsites below the level are
-        // disabled for the whole subscriber, which is cheaper per event and per span. With it,
-        // the log layer filters by itself so that sqlx's DEBUG query events still reach the
-        // query layer (and only those: every other callsite below the level stays disabled).
+        // A global filter: callsites it rejects are disabled for the whole subscriber, which is
+        // cheaper per span and event than per-layer filters. With database telemetry it also
+        // lets sqlx's DEBUG query and acquire events through for the query layer, and the log
+        // layer drops what is below its level itself.
         #[cfg(not(feature = "db"))]
         let subscriber = tracing_subscriber::registry().with(level.to_filter()).with(layer);
         #[cfg(feature = "db")]
         let subscriber = {
-            use tracing_subscriber::Layer as _;
+            let log_filter = level.to_filter();
+            let sqlx_targets = vigil_db::SqlxQueryLayer::filter();
+            let global = tracing_subscriber::filter::filter_fn(move |m| {
+                log_filter >= *m.level() || sqlx_targets.would_enable(m.target(), m.level())
+            })
+            .with_max_level_hint(log_filter.max(tracing_core::LevelFilter::DEBUG));
             let slow = std::time::Duration::from_millis(config.db.slow_query_ms.0 as u64);
             tracing_subscriber::registry()
-                .with(layer.with_filter(level.to_filter()))
-                .with(vigil_db::SqlxQueryLayer::new().slow_threshold(slow).filtered())
+                .with(global)
+                .with(layer.with_min_level(level))
+                .with(vigil_db::SqlxQueryLayer::new().slow_threshold(slow))
         };
         tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
         // Records of the `log` crate join the same pipeline; another logger may own it already.
