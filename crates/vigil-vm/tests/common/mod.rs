@@ -1,9 +1,7 @@
-//! Helpers for the VM tests: an in-memory recorder, waiting, and promtool.
+//! Helpers for the VM tests: an in-memory recorder, waiting, and promtool (from the Prometheus tests).
 
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,33 +27,8 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Runs `promtool check metrics` on `text`. Returns its combined output, or `None` when
-/// promtool is not installed and `VIGIL_REQUIRE_PROMTOOL` is not set (`cargo xtask ci` sets
-/// it after installing promtool, so there the check always runs).
-pub fn promtool_check(text: &str) -> Option<String> {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var_os("VIGIL_REQUIRE_PROMTOOL").is_none(),
-                "promtool is required but failed to start: {e}"
-            );
-            eprintln!("promtool not installed: skipping the lint (cargo xtask ci installs it)");
-            return None;
-        }
-    };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let mut all = String::from_utf8_lossy(&out.stdout).into_owned();
-    all.push_str(&String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() && all.is_empty() {
-        all = format!("promtool exited with {}", out.status);
-    }
-    Some(all)
-}
+/// The Prometheus tests' helpers (promtool, an exposition parser), shared rather than copied.
+#[path = "../../../vigil-metrics-prometheus/tests/common/mod.rs"]
+mod prometheus_helpers;
+
+pub use prometheus_helpers::promtool_check;
