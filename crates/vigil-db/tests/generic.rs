@@ -134,7 +134,7 @@ fn pool_observer_records_state_acquires_and_timeouts() {
 #[test]
 fn catalogue_entries_are_described() {
     let m = recorded(vigil_db::catalogue::describe);
-    for def in vigil_db::catalogue::ALL {
+    for def in vigil_db::catalogue::all() {
         assert!(m.description(def.name).is_some(), "{}", def.name);
         // Every database metric is in the core catalogue, which dashboards and alerts use.
         assert_eq!(vigil_core::catalogue::find(def.name), Some(def), "{}", def.name);

@@ -132,18 +132,11 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Str
     (status, head.to_owned(), body)
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = s.split_once("\r\n").unwrap();
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            return out;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-}
+/// The Prometheus tests' helpers; the chunked decoder is shared rather than copied.
+#[path = "../../../crates/vigil-metrics-prometheus/tests/common/mod.rs"]
+mod prometheus_helpers;
+
+use prometheus_helpers::dechunk;
 
 /// The value of the sample whose line starts with `prefix`, in Prometheus text.
 pub fn sample(text: &str, prefix: &str) -> Option<f64> {

@@ -28,7 +28,8 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String)
     (status, head.to_owned(), body)
 }
 
-fn dechunk(mut s: &str) -> String {
+/// Decodes a `Transfer-Encoding: chunked` body.
+pub fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     loop {
         let (size, rest) = s.split_once("\r\n").unwrap();
