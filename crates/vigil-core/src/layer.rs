@@ -18,6 +18,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::record::{Field, SpanFields, Stored, Value};
+use crate::trace::TraceIds;
 use crate::{Level, LogBackend, Record, Resource};
 
 /// The target of events written through the seed-style facade (`vigil::Logger`).
@@ -159,10 +160,15 @@ where
         }
         let timestamp = SystemTime::now();
         let mut spans: SmallVec<[Arc<SpanFields>; 8]> = SmallVec::new();
+        let mut trace = None;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
-                if let Some(fields) = span.extensions().get::<Arc<SpanFields>>() {
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<Arc<SpanFields>>() {
                     spans.push(fields.clone());
+                }
+                if trace.is_none() {
+                    trace = extensions.get::<TraceIds>().copied();
                 }
             }
         }
@@ -210,6 +216,7 @@ where
                     message: scratch.message(),
                     fields: &fields,
                     spans: &spans,
+                    trace,
                     resource: &self.resource,
                 };
                 self.dispatch(&record);

@@ -33,6 +33,7 @@ mod log_backend;
 mod metrics_backend;
 mod record;
 mod resource;
+pub mod trace;
 mod writer;
 
 pub use config::{Config, ConfigError, Secret};

@@ -88,6 +88,8 @@ pub struct CapturedRecord {
     pub fields: Vec<(String, OwnedValue)>,
     /// The service name from the resource.
     pub service: String,
+    /// The trace ids, when a tracer was installed.
+    pub trace: Option<crate::trace::TraceIds>,
 }
 
 impl CapturedRecord {
@@ -139,6 +141,7 @@ impl LogBackend for MemoryLogBackend {
             message: record.message.to_owned(),
             fields,
             service: record.resource.service.clone(),
+            trace: record.trace,
         };
         self.records
             .lock()

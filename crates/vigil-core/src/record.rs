@@ -334,6 +334,9 @@ pub struct Record<'a> {
     pub fields: &'a [Field<'a>],
     /// The fields of the enclosing spans, innermost span first.
     pub spans: &'a [Arc<SpanFields>],
+    /// The trace ids of the innermost enclosing span, when a tracer (such as
+    /// `vigil-trace-datadog`) is installed: for log/trace correlation.
+    pub trace: Option<crate::trace::TraceIds>,
     /// The process that produced the record.
     pub resource: &'a Resource,
 }
@@ -393,6 +396,7 @@ mod tests {
             message: "m",
             fields: &fields,
             spans: &spans,
+            trace: None,
             resource: &resource,
         };
         let mut seen = Vec::new();

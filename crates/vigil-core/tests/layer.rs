@@ -177,3 +177,60 @@ fn backends_choose_their_minimum_level() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].message, "kept");
 }
+
+/// A stand-in tracer: gives every span ids, as `vigil-trace-datadog` does.
+struct IdsLayer;
+
+impl<S> tracing_subscriber::Layer<S> for IdsLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let span = ctx.span(id).unwrap();
+        let parent = vigil_core::trace::take_remote_parent().map_or(0, |p| p.trace_id);
+        span.extensions_mut().insert(vigil_core::trace::TraceIds {
+            trace_id: parent,
+            span_id: id.into_u64(),
+        });
+    }
+}
+
+#[test]
+fn records_carry_the_innermost_spans_trace_ids() {
+    use vigil_core::trace::{RemoteParent, TraceIds};
+    let memory = Arc::new(MemoryLogBackend::new());
+    let subscriber = tracing_subscriber::registry()
+        .with(IdsLayer)
+        .with(LogLayer::new(Resource::new("svc", "test")).with_backend(memory.clone()));
+    let mut inner_ids = None;
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("outside");
+        let parent = RemoteParent {
+            trace_id: 99,
+            span_id: 1,
+            sampling_priority: None,
+        };
+        let outer = vigil_core::trace::with_remote_parent(parent, || tracing::info_span!("request"));
+        let _o = outer.enter();
+        let inner = tracing::info_span!("db");
+        inner.in_scope(|| {
+            inner_ids = vigil_core::trace::current();
+            tracing::info!("inside");
+        });
+    });
+    let records = memory.take();
+    assert_eq!(records[0].trace, None, "no span, no trace");
+    let inside: Option<TraceIds> = records[1].trace;
+    assert!(inside.is_some());
+    assert_eq!(inside, inner_ids, "the innermost span's ids");
+    assert_eq!(
+        inside.unwrap().trace_id,
+        0,
+        "the inner span was not created under with_remote_parent"
+    );
+}
