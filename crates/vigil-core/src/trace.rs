@@ -102,6 +102,8 @@ pub fn of(span: &tracing::Span) -> Option<TraceIds> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<Registry>()?;
         let data = registry.span(id)?;
+        // The binding makes the extensions guard drop before `data`.
+        #[allow(clippy::let_and_return)]
         let ids = data.extensions().get::<TraceIds>().copied();
         ids
     })
