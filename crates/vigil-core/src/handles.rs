@@ -229,3 +229,67 @@ pub fn gauge_add(name: &str, delta: f64, tags: &[(&str, &str)]) {
 pub fn histogram(name: &str, value: f64, tags: &[(&str, &str)]) {
     apply(tags, &[Update::Histogram(name, value)]);
 }
+
+/// A gauge without labels whose handle is registered once, for the hottest paths (such as
+/// the HTTP layer's in-flight gauge, moved twice per request): an update is one atomic
+/// operation on the handle, with no hashing or lookup.
+///
+/// The handle is taken from the recorder Vigil installed globally; under any other recorder
+/// (a local one in tests) updates go through the uncached path, so they are never lost.
+///
+/// ```
+/// use vigil_core::handles::UnlabeledGauge;
+///
+/// static IN_FLIGHT: UnlabeledGauge = UnlabeledGauge::new("jobs.in_flight");
+/// IN_FLIGHT.add(1.0);
+/// IN_FLIGHT.add(-1.0);
+/// ```
+#[derive(Debug)]
+pub struct UnlabeledGauge {
+    name: &'static str,
+    cell: std::sync::OnceLock<(usize, Gauge)>,
+}
+
+impl UnlabeledGauge {
+    /// A gauge named `name`, registered on first use.
+    pub const fn new(name: &'static str) -> Self {
+        UnlabeledGauge {
+            name,
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Adds `delta` (negative to subtract). NaN and infinities are ignored.
+    pub fn add(&self, delta: f64) {
+        if !delta.is_finite() {
+            return;
+        }
+        let apply = |gauge: &Gauge| {
+            if delta >= 0.0 {
+                gauge.increment(delta);
+            } else {
+                gauge.decrement(-delta);
+            }
+        };
+        metrics::with_recorder(|recorder| {
+            let addr = recorder_addr(recorder);
+            if let Some((cached, gauge)) = self.cell.get()
+                && *cached == addr
+            {
+                apply(gauge);
+            } else if addr == GLOBAL_RECORDER.load(Ordering::Acquire) {
+                let (cached, gauge) = self.cell.get_or_init(|| {
+                    let key = Key::from_static_name(self.name);
+                    (addr, recorder.register_gauge(&key, &METADATA))
+                });
+                if *cached == addr {
+                    apply(gauge);
+                } else {
+                    apply(&recorder.register_gauge(&key(self.name, &[]), &METADATA));
+                }
+            } else {
+                apply(&recorder.register_gauge(&key(self.name, &[]), &METADATA));
+            }
+        });
+    }
+}

@@ -15,7 +15,7 @@ use tracing_core::span::{Attributes, Id, Record as SpanRecord};
 use tracing_core::{Event, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::record::{Field, SpanFields, Stored, Value};
 use crate::trace::TraceIds;
@@ -141,16 +141,16 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut visitor = SpanVisitor(SpanFields::new(attrs.metadata().name()));
         attrs.record(&mut visitor);
-        span.extensions_mut().insert(Arc::new(visitor.0));
+        span.extensions_mut().insert(visitor.0);
     }
 
     fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if let Some(fields) = extensions.get_mut::<Arc<SpanFields>>() {
-            let mut visitor = SpanVisitor(std::mem::take(Arc::make_mut(fields)));
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            let mut visitor = SpanVisitor(std::mem::take(fields));
             values.record(&mut visitor);
-            *fields = Arc::new(visitor.0);
+            *fields = visitor.0;
         }
     }
 
@@ -159,19 +159,12 @@ where
             return;
         }
         let timestamp = SystemTime::now();
-        let mut spans: SmallVec<[Arc<SpanFields>; 8]> = SmallVec::new();
-        let mut trace = None;
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope {
-                let extensions = span.extensions();
-                if let Some(fields) = extensions.get::<Arc<SpanFields>>() {
-                    spans.push(fields.clone());
-                }
-                if trace.is_none() {
-                    trace = extensions.get::<TraceIds>().copied();
-                }
-            }
-        }
+        // The span fields are borrowed, not copied: the spans' extensions stay read-locked while
+        // the record is dispatched (a backend must not record on the spans it is handed).
+        let scope: SmallVec<[_; 8]> = ctx.event_scope(event).into_iter().flatten().collect();
+        let extensions: SmallVec<[_; 8]> = scope.iter().map(SpanRef::extensions).collect();
+        let spans: SmallVec<[&SpanFields; 8]> = extensions.iter().filter_map(|e| e.get::<SpanFields>()).collect();
+        let trace = extensions.iter().find_map(|e| e.get::<TraceIds>().copied());
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let level = Level::from_tracing(*metadata.level());

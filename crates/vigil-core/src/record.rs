@@ -1,7 +1,6 @@
 //! The log record every backend receives.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::{Level, Resource};
@@ -182,8 +181,9 @@ pub(crate) enum Stored {
 /// The fields recorded on one span (for example `request_id`), kept in the span's extensions
 /// by [`crate::LogLayer`].
 ///
-/// Built for the hot path: up to four fields are stored inline and all their text shares one
-/// buffer, so recording a span costs two allocations whatever its fields.
+/// Built for the hot path: up to four fields are stored inline and their text shares one
+/// buffer, itself inline up to 96 bytes, so recording a typical span allocates nothing beyond
+/// the box the span's extensions keep it in.
 ///
 /// ```
 /// use vigil_core::{SpanFields, Value};
@@ -195,12 +195,38 @@ pub(crate) enum Stored {
 /// assert_eq!(fields.get("request_id"), Some(Value::Str("r-1")));
 /// assert_eq!(fields.iter().count(), 2);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SpanFields {
     /// The span's name.
     pub name: &'static str,
     fields: smallvec::SmallVec<[(&'static str, Stored); 4]>,
-    text: String,
+    text: SpanText,
+}
+
+impl Default for SpanFields {
+    fn default() -> Self {
+        SpanFields::new("")
+    }
+}
+
+/// A span's field text: inline up to 96 bytes, on the heap beyond.
+type SpanText = smallstr::SmallString<[u8; 96]>;
+
+/// A text buffer field values can be stored in: a `String` arena or a span's inline text.
+pub(crate) trait TextBuf: std::fmt::Write + std::ops::Deref<Target = str> {
+    fn push_text(&mut self, s: &str);
+}
+
+impl TextBuf for String {
+    fn push_text(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+impl TextBuf for SpanText {
+    fn push_text(&mut self, s: &str) {
+        self.push_str(s);
+    }
 }
 
 impl SpanFields {
@@ -209,7 +235,7 @@ impl SpanFields {
         SpanFields {
             name,
             fields: smallvec::SmallVec::new(),
-            text: String::new(),
+            text: SpanText::new(),
         }
     }
 
@@ -243,8 +269,8 @@ impl SpanFields {
             .iter()
             .map(|(_, v)| if let Stored::Str(a, b) = v { (b - a) as usize } else { 0 })
             .sum();
-        if self.text.len() > 64 && used * 2 < self.text.len() {
-            let mut text = String::with_capacity(used);
+        if self.text.len() > 96 && used * 2 < self.text.len() {
+            let mut text = SpanText::with_capacity(used);
             for (_, v) in &mut self.fields {
                 if let Stored::Str(a, b) = v {
                     let start = text.len();
@@ -276,11 +302,11 @@ impl SpanFields {
 
 impl Stored {
     /// Stores `value`, appending its text to `text`.
-    pub(crate) fn store(value: Value<'_>, text: &mut String) -> Stored {
+    pub(crate) fn store(value: Value<'_>, text: &mut impl TextBuf) -> Stored {
         match value {
             Value::Str(s) => {
                 let start = text.len();
-                text.push_str(s);
+                text.push_text(s);
                 Stored::Str(offset(start), offset(text.len()))
             }
             Value::I64(v) => Stored::I64(v),
@@ -293,8 +319,7 @@ impl Stored {
     }
 
     /// Stores formatted text, written straight into `text`.
-    pub(crate) fn store_fmt(args: std::fmt::Arguments<'_>, text: &mut String) -> Stored {
-        use std::fmt::Write as _;
+    pub(crate) fn store_fmt(args: std::fmt::Arguments<'_>, text: &mut impl TextBuf) -> Stored {
         let start = text.len();
         let _ = text.write_fmt(args);
         Stored::Str(offset(start), offset(text.len()))
@@ -333,7 +358,7 @@ pub struct Record<'a> {
     /// The event's own fields (without the message).
     pub fields: &'a [Field<'a>],
     /// The fields of the enclosing spans, innermost span first.
-    pub spans: &'a [Arc<SpanFields>],
+    pub spans: &'a [&'a SpanFields],
     /// The trace ids of the innermost enclosing span, when a tracer (such as
     /// `vigil-trace-datadog`) is installed: for log/trace correlation.
     pub trace: Option<crate::trace::TraceIds>,
@@ -385,7 +410,7 @@ mod tests {
         let mut inner = SpanFields::new("inner");
         inner.set("request_id", Value::Str("r-inner"));
         inner.set("b", Value::Bool(true));
-        let (outer, inner) = (Arc::new(outer), Arc::new(inner));
+        let (outer, inner) = (&outer, &inner);
         let resource = Resource::new("svc", "test");
         let fields = [Field::new("a", 7u8), Field::new("msg_id", "x")];
         let spans = [inner, outer];

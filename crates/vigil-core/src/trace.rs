@@ -22,6 +22,7 @@
 //! ```
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::registry::{LookupSpan, Registry};
 
@@ -65,6 +66,20 @@ pub struct RemoteParent {
     /// The caller's sampling decision, if it sent one (`x-datadog-sampling-priority`, or the
     /// `traceparent` sampled flag as 0 or 1).
     pub sampling_priority: Option<i8>,
+}
+
+static TRACER_REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Called by a tracer layer when it is built: from then on, collectors spend the extra work a
+/// trace needs (reading the caller's trace headers, recording a response status on the
+/// request span). Without a tracer they skip it.
+pub fn register_tracer() {
+    TRACER_REGISTERED.store(true, Ordering::Relaxed);
+}
+
+/// Whether a tracer layer was built in this process (see [`register_tracer`]).
+pub fn tracer_registered() -> bool {
+    TRACER_REGISTERED.load(Ordering::Relaxed)
 }
 
 thread_local! {

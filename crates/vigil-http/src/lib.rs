@@ -28,8 +28,14 @@
 //! | `http.request.duration` | histogram (ms) | route, method, status |
 //! | `http.response.size` | histogram (bytes) | route, method, status |
 //! | `http.request.in_flight` | gauge | |
+//!
+//! Distributed tracing: when a tracer is installed (such as `vigil-trace-datadog`), the request
+//! span continues the caller's trace from `traceparent` or Datadog's `x-datadog-*` headers, and
+//! records the response `status` (and `error` for failed requests) on the span;
+//! [`propagation::inject`] passes the current trace on to the services you call.
 
 mod labels;
+pub mod propagation;
 mod request_id;
 mod service;
 

@@ -26,21 +26,16 @@ impl RequestId {
     /// Accepts `value` when it is 1 to [`MAX_REQUEST_ID_LEN`] characters of
     /// `A-Z a-z 0-9 - _ . : / + = @`: anything else could inject text into logs or headers.
     pub fn parse(value: &str) -> Option<Self> {
-        let ok = !value.is_empty()
-            && value.len() <= MAX_REQUEST_ID_LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b));
-        if ok {
+        if is_well_formed(value.as_bytes()) {
             http::HeaderValue::from_str(value).ok().map(RequestId)
         } else {
             None
         }
     }
 
-    /// The id from a request header value, if well-formed.
+    /// The id from a request header value, if well-formed. The value is shared, not copied.
     pub fn from_header(value: &http::HeaderValue) -> Option<Self> {
-        value.to_str().ok().and_then(Self::parse)
+        is_well_formed(value.as_bytes()).then(|| RequestId(value.clone()))
     }
 
     /// A new random id: 32 lower-case hex digits (128 bits).
@@ -51,7 +46,11 @@ impl RequestId {
             text[2 * i] = HEX[usize::from(byte >> 4)];
             text[2 * i + 1] = HEX[usize::from(byte & 0xf)];
         }
-        RequestId(http::HeaderValue::from_bytes(&text).unwrap_or_else(|_| unreachable!("hex is a valid header")))
+        // Shared from the start: the request header, the extension and the response header
+        // clone it without copying (one allocation per request).
+        let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+            .unwrap_or_else(|_| unreachable!("hex is a valid header"));
+        RequestId(value)
     }
 
     /// The id as text.
@@ -75,6 +74,15 @@ impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// 1 to [`MAX_REQUEST_ID_LEN`] bytes of `A-Z a-z 0-9 - _ . : / + = @`.
+fn is_well_formed(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_LEN
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -12,10 +12,13 @@ use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
 use vigil_core::catalogue::{HTTP_REQUEST_COUNT, HTTP_REQUEST_DURATION, HTTP_REQUESTS_IN_FLIGHT, HTTP_RESPONSE_SIZE};
-use vigil_core::handles::{self, Update};
+use vigil_core::handles::{self, UnlabeledGauge, Update};
 
 use crate::labels::{Route, RouteFn, RouteInput, STATUS_CANCELLED, STATUS_ERROR, STATUS_PANIC, method_label, route_of};
 use crate::request_id::{REQUEST_ID_HEADER, RequestId};
+
+/// `http.request.in_flight`, registered once.
+static IN_FLIGHT: UnlabeledGauge = UnlabeledGauge::new(HTTP_REQUESTS_IN_FLIGHT.name);
 
 /// What every request of a layer shares.
 #[derive(Clone)]
@@ -186,27 +189,37 @@ where
             },
             self.shared.route_fn.as_deref(),
         );
-        let request_id = req
-            .headers()
-            .get(REQUEST_ID_HEADER)
-            .and_then(RequestId::from_header)
-            .unwrap_or_else(RequestId::generate);
-        req.headers_mut()
-            .insert(REQUEST_ID_HEADER, request_id.header_value().clone());
+        let request_id = if let Some(id) = req.headers().get(REQUEST_ID_HEADER).and_then(RequestId::from_header) {
+            id
+        } else {
+            // Generated (or the client's was malformed): handlers see the id we use.
+            let id = RequestId::generate();
+            req.headers_mut().insert(REQUEST_ID_HEADER, id.header_value().clone());
+            id
+        };
         req.extensions_mut().insert(request_id.clone());
+        let traced = self.shared.span && vigil_core::trace::tracer_registered();
         let span = if self.shared.span {
-            tracing::info_span!(
-                target: "vigil::http",
-                "request",
-                request_id = request_id.as_str(),
-                method,
-                route = route.as_str()
-            )
+            let make = || {
+                tracing::info_span!(
+                    target: "vigil::http",
+                    "request",
+                    request_id = request_id.as_str(),
+                    method,
+                    route = route.as_str(),
+                    status = tracing::field::Empty,
+                    error = tracing::field::Empty,
+                )
+            };
+            match traced.then(|| crate::propagation::extract(req.headers())).flatten() {
+                Some(parent) => vigil_core::trace::with_remote_parent(parent, make),
+                None => make(),
+            }
         } else {
             tracing::Span::none()
         };
         let head_only = req.method() == http::Method::HEAD;
-        handles::gauge_add(HTTP_REQUESTS_IN_FLIGHT.name, 1.0, &[]);
+        IN_FLIGHT.add(1.0);
         // Boxed: the response future and body stay small, so moving them is cheap.
         let completion = Box::new(Completion {
             start,
@@ -214,6 +227,7 @@ where
             route,
             request_id,
             span,
+            traced,
             shared: self.shared.clone(),
             status: None,
             bytes: 0,
@@ -239,6 +253,8 @@ struct Completion {
     route: Route,
     request_id: RequestId,
     span: tracing::Span,
+    /// A tracer is installed: the span gets the response status (and error) recorded.
+    traced: bool,
     shared: Arc<Shared>,
     status: Option<StatusCode>,
     bytes: u64,
@@ -272,7 +288,24 @@ impl Completion {
                 Update::Histogram(HTTP_RESPONSE_SIZE.name, bytes),
             ],
         );
-        handles::gauge_add(HTTP_REQUESTS_IN_FLIGHT.name, -1.0, &[]);
+        IN_FLIGHT.add(-1.0);
+        if self.traced {
+            if let Some(code) = self.status {
+                self.span.record("status", code.as_u16());
+            }
+            match self.status {
+                // Answered: a server error is an error; anything else is not.
+                Some(code) if status == code.as_str() => {
+                    if code.is_server_error() {
+                        self.span.record("error", code.canonical_reason().unwrap_or(status));
+                    }
+                }
+                // `error`, `cancelled` or `panic`.
+                _ => {
+                    self.span.record("error", status);
+                }
+            }
+        }
         if self.shared.access_log {
             let _entered = self.span.enter();
             tracing::info!(
