@@ -263,29 +263,30 @@ fn bracket_depth_after(line: &str, mut depth: usize) -> usize {
 
 /// The tests: nextest when installed, else `cargo test`; then the doctests (nextest runs none).
 ///
-/// Tests that lint with `promtool` need it: it is installed first, and
-/// `VIGIL_REQUIRE_PROMTOOL=1` makes those tests fail rather than skip when it is missing.
+/// What tests need is installed first — `promtool`, PostgreSQL, Datadog's `ddapm-test-agent` —
+/// and `VIGIL_REQUIRE_PROMTOOL`, `VIGIL_REQUIRE_POSTGRES` and `VIGIL_REQUIRE_DDAPM` make those
+/// tests fail rather than skip when it is missing anyway.
 fn test() -> Result<()> {
     e2e::ensure_promtool()?;
     ensure_postgres()?;
-    if Cmd::cargo("test").args(["nextest", "--version"]).succeeds() {
-        Cmd::cargo("test")
-            .args(["nextest", "run", "--workspace", "--all-features"])
-            .env("VIGIL_REQUIRE_PROMTOOL", "1")
+    // The trace tests start Datadog's test agent themselves; it only has to be on PATH.
+    let ddapm_dir = e2e::ensure_ddapm_test_agent()?;
+    let path = std::env::join_paths(
+        std::iter::once(ddapm_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )?;
+    let with_env = |cmd: Cmd| {
+        cmd.env("VIGIL_REQUIRE_PROMTOOL", "1")
             .env("VIGIL_REQUIRE_POSTGRES", "1")
-            .run()?;
+            .env("VIGIL_REQUIRE_DDAPM", "1")
+            .env("PATH", path.clone())
+    };
+    if Cmd::cargo("test").args(["nextest", "--version"]).succeeds() {
+        with_env(Cmd::cargo("test").args(["nextest", "run", "--workspace", "--all-features"])).run()?;
     } else {
         eprintln!("cargo-nextest is not installed: using `cargo test`");
-        Cmd::cargo("test")
-            .args(["test", "--workspace", "--all-features"])
-            .env("VIGIL_REQUIRE_PROMTOOL", "1")
-            .env("VIGIL_REQUIRE_POSTGRES", "1")
-            .run()?;
+        with_env(Cmd::cargo("test").args(["test", "--workspace", "--all-features"])).run()?;
     }
-    Cmd::cargo("test: doctests")
-        .args(["test", "--workspace", "--all-features", "--doc"])
-        .env("VIGIL_REQUIRE_PROMTOOL", "1")
-        .run()
+    with_env(Cmd::cargo("test: doctests").args(["test", "--workspace", "--all-features", "--doc"])).run()
 }
 
 /// Makes sure PostgreSQL's server binaries are installed (the database tests start a

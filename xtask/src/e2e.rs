@@ -166,6 +166,51 @@ pub(crate) fn ensure_promtool() -> Result<PathBuf> {
     }
 }
 
+/// Finds Datadog's `ddapm-test-agent` (the trace tests send real traces to it), installing it
+/// from `PyPI` with pip when missing. Returns the directory holding it, for `PATH`.
+pub(crate) fn ensure_ddapm_test_agent() -> Result<PathBuf> {
+    const NAME: &str = "ddapm-test-agent";
+    let scripts_dirs = || -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Ok(out) = Command::new("python3")
+            .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+            .output()
+            && out.status.success()
+        {
+            dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+        if let Some(home) = env::var_os("HOME") {
+            dirs.push(PathBuf::from(home).join(".local/bin"));
+        }
+        dirs
+    };
+    let find = || find_on_path(NAME).or_else(|| scripts_dirs().into_iter().map(|d| d.join(NAME)).find(|p| p.is_file()));
+    let dir_of = |p: PathBuf| p.parent().map(Path::to_path_buf).unwrap_or_default();
+    if let Some(path) = find() {
+        return Ok(dir_of(path));
+    }
+    eprintln!("{NAME} is not installed: installing it from PyPI (python3 -m pip install ddapm-test-agent)");
+    let pip = |extra: &[&str]| {
+        Cmd::new("test: install ddapm-test-agent", "python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(extra.iter().copied())
+            .arg("ddapm-test-agent")
+            .run()
+    };
+    // A Debian-managed Python refuses plain installs (PEP 668).
+    let installed = pip(&[]).or_else(|_| pip(&["--break-system-packages"]));
+    match (installed, find()) {
+        (_, Some(path)) => Ok(dir_of(path)),
+        (Ok(()), None) => bail!(
+            "{NAME} could not be found after `pip install ddapm-test-agent` succeeded (looked on PATH and in {:?})",
+            scripts_dirs()
+        ),
+        (Err(err), None) => Err(err.context(format!(
+            "{NAME} could not be installed with pip; the Datadog trace tests need it (PyPI package ddapm-test-agent)"
+        ))),
+    }
+}
+
 /// The first executable file called `name` in a `PATH` directory.
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH")?;

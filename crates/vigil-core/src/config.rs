@@ -235,6 +235,50 @@ impl Setting for IntervalSeconds {
     }
 }
 
+/// An `http://` or `https://` URL with a host (the Datadog logs endpoint override).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub String);
+
+impl fmt::Debug for HttpUrl {
+    /// The URL without any `user:password@` part.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        write!(f, "{scheme}://{rest}")
+    }
+}
+
+impl Setting for HttpUrl {
+    const EXPECTED: &'static str =
+        "an http:// or https:// URL with a host, such as https://proxy.internal:8443/api/v2/logs";
+    fn parse_setting(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let ok = !host.is_empty() && !host.starts_with(':') && !s.chars().any(|c| c.is_control() || c.is_whitespace());
+        ok.then(|| HttpUrl(s.to_owned()))
+    }
+}
+
+/// A Datadog tag, `key:value` or `key` (from `DD_TAGS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag(pub String);
+
+impl Setting for Tag {
+    const EXPECTED: &'static str = "tags like team:core or key:value, separated by commas or spaces";
+    fn parse_setting(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let ok = !s.is_empty()
+            && s.len() <= 200
+            && !s.starts_with(':')
+            && !s
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == ',' || c == '|' || c == '#');
+        ok.then(|| Tag(s.to_owned()))
+    }
+}
+
 /// A non-empty name (service, environment, site, host).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Name(String);
@@ -248,6 +292,8 @@ impl Setting for Name {
 }
 
 deserialize_via_setting!(
+    HttpUrl,
+    Tag,
     Level,
     Port,
     LogFormat,
@@ -386,7 +432,8 @@ impl Default for VmConfig {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatadogConfig {
-    /// Turns the Datadog integration on (`ENABLE_DATADOG`), default false.
+    /// Turns the Datadog integration on (`ENABLE_DATADOG`), default false: logs to the Datadog
+    /// logs intake and, unless `DD_TRACE_ENABLED=false`, APM traces to the agent.
     pub enabled: bool,
     /// The API key (`DATADOG_API_KEY`); required when enabled.
     pub api_key: Option<Secret>,
@@ -394,6 +441,21 @@ pub struct DatadogConfig {
     pub app_key: Option<Secret>,
     /// The Datadog site (`DATADOG_SITE`), default `datadoghq.com`.
     pub site: String,
+    /// The full logs intake URL (`DATADOG_LOGS_URL`), for proxies and tests; default
+    /// `https://http-intake.logs.<site>/api/v2/logs`.
+    pub logs_url: Option<HttpUrl>,
+    /// Extra tags on every log (`DD_TAGS`), beside `env` and `version`.
+    pub tags: Vec<Tag>,
+    /// Sends APM traces when the integration is on (`DD_TRACE_ENABLED`), default true.
+    pub traces: bool,
+    /// The Datadog agent's host (`DD_AGENT_HOST`), default `localhost`: traces and DogStatsD.
+    pub agent_host: String,
+    /// The agent's trace port (`DD_TRACE_AGENT_PORT`), default 8126.
+    pub trace_agent_port: Port,
+    /// The agent's DogStatsD UDP port (`DD_DOGSTATSD_PORT`), default 8125.
+    pub dogstatsd_port: Port,
+    /// The agent's DogStatsD Unix socket (`DD_DOGSTATSD_SOCKET`); when set, used instead of UDP.
+    pub dogstatsd_socket: Option<PathBuf>,
 }
 
 impl Default for DatadogConfig {
@@ -403,7 +465,29 @@ impl Default for DatadogConfig {
             api_key: None,
             app_key: None,
             site: "datadoghq.com".to_owned(),
+            logs_url: None,
+            tags: Vec::new(),
+            traces: true,
+            agent_host: "localhost".to_owned(),
+            trace_agent_port: Port(8126),
+            dogstatsd_port: Port(8125),
+            dogstatsd_socket: None,
         }
+    }
+}
+
+impl DatadogConfig {
+    /// The logs intake URL: `logs_url`, else `https://http-intake.logs.<site>/api/v2/logs`.
+    pub fn logs_intake_url(&self) -> String {
+        match &self.logs_url {
+            Some(url) => url.0.clone(),
+            None => format!("https://http-intake.logs.{}/api/v2/logs", self.site),
+        }
+    }
+
+    /// Whether APM traces are sent: the integration is on and `DD_TRACE_ENABLED` is not false.
+    pub fn traces_enabled(&self) -> bool {
+        self.enabled && self.traces
     }
 }
 
@@ -740,6 +824,86 @@ pub const ENV_VARS: &[EnvVar] = &[
             Ok(())
         },
     },
+    EnvVar {
+        name: "DATADOG_LOGS_URL",
+        key: "datadog.logs_url",
+        default: "https://http-intake.logs.<site>/api/v2/logs",
+        doc: "Full URL of the Datadog logs intake, for a proxy or a test intake.",
+        apply: |c, n, v| {
+            c.datadog.logs_url = Some(parse(n, v)?);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "DD_TAGS",
+        key: "datadog.tags",
+        default: "(none)",
+        doc: "Extra tags on every Datadog log, key:value, separated by commas or spaces.",
+        apply: |c, n, v| {
+            c.datadog.tags = v
+                .split([',', ' '])
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| {
+                    Tag::parse_setting(t).ok_or_else(|| ConfigError::Env {
+                        var: n,
+                        value: v.to_owned(),
+                        expected: Tag::EXPECTED,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "DD_TRACE_ENABLED",
+        key: "datadog.traces",
+        default: "true",
+        doc: "Send APM traces to the Datadog agent when ENABLE_DATADOG is on.",
+        apply: |c, n, v| {
+            c.datadog.traces = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "DD_AGENT_HOST",
+        key: "datadog.agent_host",
+        default: "localhost",
+        doc: "Host of the Datadog agent (traces and DogStatsD).",
+        apply: |c, n, v| {
+            c.datadog.agent_host = parse::<Name>(n, v)?.0;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "DD_TRACE_AGENT_PORT",
+        key: "datadog.trace_agent_port",
+        default: "8126",
+        doc: "The Datadog agent's trace port, 1-65535.",
+        apply: |c, n, v| {
+            c.datadog.trace_agent_port = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "DD_DOGSTATSD_PORT",
+        key: "datadog.dogstatsd_port",
+        default: "8125",
+        doc: "The Datadog agent's DogStatsD UDP port, 1-65535 (metrics_backends = dogstatsd).",
+        apply: |c, n, v| {
+            c.datadog.dogstatsd_port = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "DD_DOGSTATSD_SOCKET",
+        key: "datadog.dogstatsd_socket",
+        default: "(none)",
+        doc: "Path of the agent's DogStatsD Unix socket; used instead of UDP when set.",
+        apply: |c, n, v| {
+            c.datadog.dogstatsd_socket = Some(PathBuf::from(parse::<Name>(n, v)?.0));
+            Ok(())
+        },
+    },
 ];
 
 fn parse<T: Setting>(var: &'static str, value: &str) -> Result<T, ConfigError> {
@@ -1012,6 +1176,13 @@ mod tests {
             ("DATADOG_API_KEY", "k"),
             ("DATADOG_APP_KEY", "a"),
             ("DATADOG_SITE", "datadoghq.eu"),
+            ("DATADOG_LOGS_URL", "http://127.0.0.1:9/v2/logs"),
+            ("DD_TAGS", "team:core,tier:1"),
+            ("DD_TRACE_ENABLED", "false"),
+            ("DD_AGENT_HOST", "agent.internal"),
+            ("DD_TRACE_AGENT_PORT", "9126"),
+            ("DD_DOGSTATSD_PORT", "9125"),
+            ("DD_DOGSTATSD_SOCKET", "/var/run/datadog/dsd.socket"),
         ];
         for var in ENV_VARS.iter().filter(|v| v.name != "VIGIL_CONFIG") {
             let (_, value) = samples
@@ -1024,6 +1195,54 @@ mod tests {
         }
         let c = load(&[("HTTP_ACCESS_LOG", "yes")]).unwrap();
         assert!(c.http.access_log);
+    }
+
+    #[test]
+    fn datadog_endpoints_and_tags() {
+        let c = Config::default();
+        assert_eq!(
+            c.datadog.logs_intake_url(),
+            "https://http-intake.logs.datadoghq.com/api/v2/logs"
+        );
+        assert!(!c.datadog.traces_enabled());
+        let c = load(&[
+            ("ENABLE_DATADOG", "true"),
+            ("DATADOG_API_KEY", "k"),
+            ("DATADOG_SITE", "datadoghq.eu"),
+            ("DD_TAGS", "team:core  tier:1,canary"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.datadog.logs_intake_url(),
+            "https://http-intake.logs.datadoghq.eu/api/v2/logs"
+        );
+        assert!(c.datadog.traces_enabled());
+        let tags: Vec<&str> = c.datadog.tags.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(tags, ["team:core", "tier:1", "canary"]);
+        let c = load(&[
+            ("ENABLE_DATADOG", "true"),
+            ("DATADOG_API_KEY", "k"),
+            ("DD_TRACE_ENABLED", "false"),
+            ("DATADOG_LOGS_URL", "http://user:pw@127.0.0.1:8080/logs"),
+        ])
+        .unwrap();
+        assert!(!c.datadog.traces_enabled());
+        assert_eq!(c.datadog.logs_intake_url(), "http://user:pw@127.0.0.1:8080/logs");
+        assert!(
+            !format!("{c:?}").contains("pw"),
+            "credentials in a URL stay out of Debug"
+        );
+        for (var, bad, expected) in [
+            ("DATADOG_LOGS_URL", "ftp://x", "an http:// or https:// URL"),
+            ("DATADOG_LOGS_URL", "https://", "an http:// or https:// URL"),
+            ("DATADOG_LOGS_URL", "https://a b", "an http:// or https:// URL"),
+            ("DD_TAGS", "ok:1,bad|tag", "tags like"),
+            ("DD_TRACE_AGENT_PORT", "0", "a port number"),
+            ("DD_DOGSTATSD_PORT", "x", "a port number"),
+        ] {
+            let err = load(&[(var, bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{var}=")) && err.contains(expected), "{err}");
+        }
     }
 
     #[test]
