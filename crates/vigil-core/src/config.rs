@@ -456,6 +456,10 @@ pub struct DatadogConfig {
     pub dogstatsd_port: Port,
     /// The agent's DogStatsD Unix socket (`DD_DOGSTATSD_SOCKET`); when set, used instead of UDP.
     pub dogstatsd_socket: Option<PathBuf>,
+    /// Where DogStatsD lines go, in Datadog's URL form (`DD_DOGSTATSD_URL`: `udp://host:port`,
+    /// `unix:///path` or `unixgram:///path`, `unixstream:///path`); wins over the socket and
+    /// host/port settings.
+    pub dogstatsd_url: Option<String>,
 }
 
 impl Default for DatadogConfig {
@@ -472,6 +476,7 @@ impl Default for DatadogConfig {
             trace_agent_port: Port(8126),
             dogstatsd_port: Port(8125),
             dogstatsd_socket: None,
+            dogstatsd_url: None,
         }
     }
 }
@@ -895,6 +900,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "DD_DOGSTATSD_URL",
+        key: "datadog.dogstatsd_url",
+        default: "(none)",
+        doc: "DogStatsD destination as a URL (udp://host:port, unix:///path, unixstream:///path); wins over the others.",
+        apply: |c, n, v| {
+            c.datadog.dogstatsd_url = Some(parse::<Name>(n, v)?.0);
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "DD_DOGSTATSD_SOCKET",
         key: "datadog.dogstatsd_socket",
         default: "(none)",
@@ -1183,6 +1198,7 @@ mod tests {
             ("DD_TRACE_AGENT_PORT", "9126"),
             ("DD_DOGSTATSD_PORT", "9125"),
             ("DD_DOGSTATSD_SOCKET", "/var/run/datadog/dsd.socket"),
+            ("DD_DOGSTATSD_URL", "udp://127.0.0.1:8125"),
         ];
         for var in ENV_VARS.iter().filter(|v| v.name != "VIGIL_CONFIG") {
             let (_, value) = samples

@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use metrics::{
     Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
 };
+use metrics_exporter_prometheus::formatting::sanitize_metric_name;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use vigil_core::catalogue;
 
@@ -149,6 +150,22 @@ pub fn duration_buckets_seconds() -> Vec<f64> {
     catalogue::DURATION_BUCKETS_MS.iter().map(|ms| ms / 1000.0).collect()
 }
 
+/// The name the exporter renders for `export` (it sanitizes the name, then adds the unit and,
+/// for counters, `_total` when missing), mirroring metrics-exporter-prometheus's formatting.
+fn rendered_name(export: &str, kind: Kind, exported_unit: Option<Unit>) -> String {
+    let mut name = sanitize_metric_name(export);
+    if kind == Kind::Counter {
+        // Only seconds and bytes survive `base_unit`; the name already ends in seconds.
+        if exported_unit == Some(Unit::Bytes) && !name.ends_with("bytes") {
+            name.push_str("_bytes");
+        }
+        if !name.ends_with("total") {
+            name.push_str("_total");
+        }
+    }
+    name
+}
+
 /// How a unit is exported: Prometheus wants base units (`promtool check metrics` rejects
 /// `_milliseconds`), so time is converted to seconds and sizes to bytes.
 fn base_unit(unit: Option<Unit>) -> (Option<Unit>, Option<f64>) {
@@ -189,6 +206,8 @@ impl From<catalogue::MetricKind> for Kind {
 struct NameState {
     /// The name handed to the exporter (which sanitizes it and adds `_total` / unit suffixes).
     export_name: KeyName,
+    /// The name the exporter renders: `export_name` sanitized, with its suffixes.
+    rendered_name: String,
     /// Multiplier from the recorded unit to the exported base unit, when they differ.
     scale: Option<f64>,
     /// Hashes of the label sets seen, up to the limit.
@@ -274,6 +293,36 @@ impl PrometheusBackend {
         self.inner.handle.run_upkeep();
     }
 
+    /// The name `name` is rendered under in the exposition text, once it was described or
+    /// recorded (`None` before that, or when it was not exported because of the name limit).
+    ///
+    /// Counters get `_total` (`http.request.count` is `http_request_total`); time and size
+    /// metrics get their base unit (`http.request.duration` is `http_request_duration_seconds`,
+    /// whose lines add `_bucket`, `_sum` and `_count`).
+    ///
+    /// ```
+    /// use vigil_metrics_prometheus::PrometheusBackend;
+    ///
+    /// let backend = PrometheusBackend::builder().build().unwrap();
+    /// assert_eq!(backend.exported_name("http.request.count").as_deref(), Some("http_request_total"));
+    /// assert_eq!(
+    ///     backend.exported_name("http.request.duration").as_deref(),
+    ///     Some("http_request_duration_seconds")
+    /// );
+    /// assert_eq!(backend.exported_name("never.seen"), None);
+    /// ```
+    pub fn exported_name(&self, name: &str) -> Option<String> {
+        self.names_read().get(name).map(|s| s.rendered_name.clone())
+    }
+
+    /// The rendered name of `name` and the factor from its rendered values back to the
+    /// recorded unit (1000 for a millisecond histogram exported in seconds).
+    pub(crate) fn exported(&self, name: &str) -> Option<(String, f64)> {
+        self.names_read()
+            .get(name)
+            .map(|s| (s.rendered_name.clone(), s.scale.map_or(1.0, |scale| 1.0 / scale)))
+    }
+
     /// The number of label sets currently tracked for `name` (at most the limit).
     pub fn series_count(&self, name: &str) -> usize {
         self.names_read().get(name).map_or(0, |s| s.series.len())
@@ -311,8 +360,10 @@ impl PrometheusBackend {
         if kind != Kind::Counter && exported_unit == Some(Unit::Bytes) && !export.ends_with("bytes") {
             export.push_str("_bytes");
         }
+        let rendered_name = rendered_name(&export, kind, exported_unit);
         let state = NameState {
             export_name: KeyName::from(export),
+            rendered_name,
             scale,
             series: HashSet::new(),
             warned: false,

@@ -3,7 +3,10 @@
 //! [`PrometheusBackend`] is a [`metrics::Recorder`] built on metrics-exporter-prometheus, with
 //! Prometheus naming (so `promtool check metrics` accepts the output), real histograms,
 //! base units, global labels and a per-metric cardinality limit. [`MetricsServer`] serves it
-//! on `GET /metrics` (default port 9568).
+//! on `GET /metrics` (default port 9568), next to a live dashboard on `GET /dashboard` for a
+//! developer with no Grafana at hand: request rate, latency percentiles, error ratio,
+//! WebSocket connections, database latency and pool use, and memory, over the last 10
+//! minutes, from a bounded in-process [`DashboardHistory`].
 //!
 //! ```no_run
 //! use vigil_metrics_prometheus::{MetricsServer, PrometheusBackend};
@@ -19,6 +22,7 @@
 //! ```
 
 mod backend;
+mod dashboard;
 mod server;
 
 use std::net::SocketAddr;
@@ -27,7 +31,10 @@ pub use backend::{
     DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_LABEL_VALUE, PrometheusBackend,
     PrometheusBackendBuilder, SIZE_BUCKETS_BYTES, TOO_MANY_METRICS, duration_buckets_seconds,
 };
-pub use server::{CONTENT_TYPE_TEXT, MetricsServer};
+pub use dashboard::{
+    DEFAULT_DASHBOARD_HISTORY, DEFAULT_DASHBOARD_INTERVAL, DashboardHistory, DashboardOptions, MAX_DASHBOARD_HISTORY,
+};
+pub use server::{CONTENT_TYPE_TEXT, DASHBOARD_CSP, MetricsServer};
 
 /// Errors of the Prometheus backend.
 #[derive(Debug, thiserror::Error)]

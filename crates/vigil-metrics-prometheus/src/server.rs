@@ -1,40 +1,64 @@
-//! The `/metrics` HTTP endpoint, on its own thread and runtime.
+//! The metrics port: `/metrics`, and the live dashboard on `/dashboard`, on its own thread and
+//! runtime.
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, HeaderValue,
+    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
+use crate::dashboard::{DashboardHistory, DashboardOptions, PAGE_CSS, PAGE_HTML, PAGE_JS};
 use crate::{PrometheusBackend, PrometheusError};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The `Content-Security-Policy` of every dashboard response: nothing but the page's own
+/// script, style sheet and data, from the metrics port itself; no framing, no forms.
+pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                                 base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// How often histogram buffers are drained when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The running `/metrics` endpoint. Stops when [`shutdown`](Self::shutdown) is called or it is
+/// The running metrics port. Stops when [`shutdown`](Self::shutdown) is called or it is
 /// dropped.
 ///
-/// It answers `GET /metrics` (and `HEAD`) with the exposition text, `405` for other methods
-/// on `/metrics`, and `404` for every other path. It runs on a dedicated thread with a
-/// single-threaded Tokio runtime, so scrapes never compete with the application's runtime,
-/// and it drains histogram buffers every 5 seconds.
+/// It answers `GET /metrics` (and `HEAD`) with the exposition text. Unless the dashboard is
+/// disabled ([`DashboardOptions::disabled`]), it also serves a live dashboard for a developer
+/// with no Grafana at hand, read-only:
+///
+/// | path | content |
+/// |---|---|
+/// | `/dashboard` | the page (HTML; no external origin, no CDN) |
+/// | `/dashboard/app.js`, `/dashboard/style.css` | its script and style sheet |
+/// | `/dashboard/data` | the history as JSON ([`DashboardHistory::to_json`]), polled by the page |
+///
+/// Dashboard responses carry `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`,
+/// `Referrer-Policy: no-referrer` and the strict [`DASHBOARD_CSP`]. Other methods on these
+/// paths get `405` (with `Allow: GET, HEAD`), every other path `404`.
+///
+/// It runs on a dedicated thread with a single-threaded Tokio runtime, so scrapes never
+/// compete with the application's runtime. It drains histogram buffers every 5 seconds and,
+/// with the dashboard, samples the registry into a bounded [`DashboardHistory`] every
+/// second (by default; each sample renders the registry once, as a scrape does).
 ///
 /// ```no_run
 /// use vigil_metrics_prometheus::{MetricsServer, PrometheusBackend};
 ///
 /// let backend = PrometheusBackend::builder().build().unwrap();
 /// let server = MetricsServer::start(backend, "127.0.0.1", 9568).unwrap();
-/// println!("scrape http://{}/metrics", server.local_addr());
+/// println!("scrape http://{0}/metrics, watch http://{0}/dashboard", server.local_addr());
 /// ```
 #[derive(Debug)]
 pub struct MetricsServer {
@@ -44,7 +68,8 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Binds `host:port` now (so a taken port is an error at start-up) and serves `backend`.
+    /// Binds `host:port` now (so a taken port is an error at start-up) and serves `backend`,
+    /// with the dashboard's default options.
     ///
     /// Port 0 picks a free port; [`local_addr`](Self::local_addr) tells which.
     ///
@@ -54,6 +79,20 @@ impl MetricsServer {
     /// when no resolved address can be bound (the port is taken, or the address is not
     /// local), [`PrometheusError::Runtime`] when the server thread cannot start.
     pub fn start(backend: PrometheusBackend, host: &str, port: u16) -> Result<Self, PrometheusError> {
+        Self::start_with(backend, host, port, DashboardOptions::default())
+    }
+
+    /// As [`start`](Self::start), with the dashboard configured (or disabled) by `dashboard`.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn start_with(
+        backend: PrometheusBackend,
+        host: &str,
+        port: u16,
+        dashboard: DashboardOptions,
+    ) -> Result<Self, PrometheusError> {
         let listener = bind(host, port)?;
         let local_addr = listener.local_addr().map_err(PrometheusError::Runtime)?;
         listener.set_nonblocking(true).map_err(PrometheusError::Runtime)?;
@@ -63,9 +102,13 @@ impl MetricsServer {
             .build()
             .map_err(PrometheusError::Runtime)?;
         let (stop, stopped) = watch::channel(false);
+        let dashboard = dashboard.enabled.then(|| Dashboard {
+            history: Arc::new(DashboardHistory::new(backend.clone(), dashboard)),
+            interval: dashboard.interval,
+        });
         let thread = std::thread::Builder::new()
             .name("vigil-metrics-server".to_owned())
-            .spawn(move || runtime.block_on(serve(listener, backend, stopped)))
+            .spawn(move || runtime.block_on(serve(listener, backend, dashboard, stopped)))
             .map_err(PrometheusError::Runtime)?;
         Ok(MetricsServer {
             local_addr,
@@ -120,7 +163,18 @@ fn bind(host: &str, port: u16) -> Result<TcpListener, PrometheusError> {
     }
 }
 
-async fn serve(listener: TcpListener, backend: PrometheusBackend, mut stopped: watch::Receiver<bool>) {
+/// The dashboard's history and how often it is sampled.
+struct Dashboard {
+    history: Arc<DashboardHistory>,
+    interval: Duration,
+}
+
+async fn serve(
+    listener: TcpListener,
+    backend: PrometheusBackend,
+    dashboard: Option<Dashboard>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(error) => {
@@ -129,19 +183,29 @@ async fn serve(listener: TcpListener, backend: PrometheusBackend, mut stopped: w
         }
     };
     let mut upkeep = tokio::time::interval(UPKEEP_INTERVAL);
+    let mut sample = tokio::time::interval(dashboard.as_ref().map_or(UPKEEP_INTERVAL, |d| d.interval));
+    sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let history = dashboard.map(|d| d.history);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = upkeep.tick() => backend.run_upkeep(),
+            _ = sample.tick(), if history.is_some() => {
+                if let Some(history) = &history {
+                    history.sample_now();
+                }
+            }
             accepted = listener.accept() => {
                 let Ok((stream, _peer)) = accepted else { continue };
                 let backend = backend.clone();
+                let history = history.clone();
                 let mut stopped = stopped.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let backend = backend.clone();
-                        async move { Ok::<_, Infallible>(respond(&backend, &req)) }
+                        let history = history.clone();
+                        async move { Ok::<_, Infallible>(respond(&backend, history.as_deref(), &req)) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .header_read_timeout(Duration::from_secs(10))
@@ -160,32 +224,80 @@ async fn serve(listener: TcpListener, backend: PrometheusBackend, mut stopped: w
     connections.abort_all();
 }
 
-fn respond(backend: &PrometheusBackend, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.uri().path() != "/metrics" {
-        return plain(StatusCode::NOT_FOUND, "not found: Vigil serves /metrics\n");
-    }
-    match *req.method() {
-        Method::GET | Method::HEAD => {
-            backend.run_upkeep();
-            let body = backend.render();
-            let mut response = Response::new(Full::new(if req.method() == Method::HEAD {
-                Bytes::new()
-            } else {
-                Bytes::from(body)
-            }));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
-            response
+/// What a path serves.
+enum Route {
+    Metrics,
+    Page(&'static str, &'static str),
+    Data,
+}
+
+fn respond(
+    backend: &PrometheusBackend,
+    history: Option<&DashboardHistory>,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let route = match (req.uri().path(), history.is_some()) {
+        ("/metrics", _) => Route::Metrics,
+        ("/dashboard", true) => Route::Page(PAGE_HTML, "text/html; charset=utf-8"),
+        ("/dashboard/app.js", true) => Route::Page(PAGE_JS, "text/javascript; charset=utf-8"),
+        ("/dashboard/style.css", true) => Route::Page(PAGE_CSS, "text/css; charset=utf-8"),
+        ("/dashboard/data", true) => Route::Data,
+        (_, true) => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "not found: Vigil serves /metrics and /dashboard\n",
+            );
         }
+        (_, false) => return plain(StatusCode::NOT_FOUND, "not found: Vigil serves /metrics\n"),
+    };
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
         _ => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+    };
+    match route {
+        Route::Metrics => {
+            backend.run_upkeep();
+            let body = backend.render();
+            let mut response = Response::new(Full::new(if head { Bytes::new() } else { Bytes::from(body) }));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
             response
         }
+        Route::Page(text, content_type) => dashboard_response(Bytes::from_static(text.as_bytes()), content_type, head),
+        Route::Data => {
+            let json = history.map(DashboardHistory::to_json).unwrap_or_default();
+            dashboard_response(Bytes::from(json), "application/json", head)
+        }
     }
+}
+
+/// A dashboard response: `body` (only its length for `HEAD`) with the dashboard's headers.
+fn dashboard_response(body: Bytes, content_type: &'static str, head: bool) -> Response<Full<Bytes>> {
+    let length = HeaderValue::from(body.len());
+    let mut response = Response::new(Full::new(if head { Bytes::new() } else { body }));
+    let headers = response.headers_mut();
+    let fixed: [(HeaderName, &'static str); 5] = [
+        (CONTENT_TYPE, content_type),
+        (CACHE_CONTROL, "no-store"),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+        (REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if head {
+        headers.insert(CONTENT_LENGTH, length);
+    }
+    response
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

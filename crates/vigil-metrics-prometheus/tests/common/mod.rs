@@ -1,7 +1,9 @@
 //! Helpers for the Prometheus tests: a tiny HTTP client, an independent exposition-format
-//! parser, and promtool.
+//! parser, promtool, and headless Chromium.
 
 #![allow(dead_code)]
+
+pub mod browser;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,6 +28,14 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String)
         body.to_owned()
     };
     (status, head.to_owned(), body)
+}
+
+/// The value of header `name` in a response head (case-insensitive name), if present.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
 }
 
 /// Decodes a `Transfer-Encoding: chunked` body.

@@ -1,0 +1,396 @@
+//! The live dashboard: its routes and headers, the exact values of its JSON, its bounded
+//! history, and the server sampling on its own.
+
+#![allow(clippy::float_cmp, clippy::cast_precision_loss)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{header, http};
+use serde_json::Value;
+use vigil_core::catalogue;
+use vigil_metrics_prometheus::{DASHBOARD_CSP, DashboardHistory, DashboardOptions, MetricsServer, PrometheusBackend};
+
+fn backend() -> PrometheusBackend {
+    PrometheusBackend::builder()
+        .global_label("service", "svc")
+        .global_label("environment", "test")
+        .build()
+        .unwrap()
+}
+
+fn parse(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("invalid JSON ({e}): {json}"))
+}
+
+/// The values of the series named `series` of the chart `chart`, as `Option<f64>` (null: None).
+fn series(data: &Value, chart: &str, series: &str) -> Vec<Option<f64>> {
+    let chart = data["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == chart)
+        .unwrap_or_else(|| panic!("no chart {chart}"));
+    let s = chart["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == series)
+        .unwrap_or_else(|| panic!("no series {series} in {chart}"));
+    s["values"].as_array().unwrap().iter().map(Value::as_f64).collect()
+}
+
+fn close(actual: Option<f64>, expected: f64) -> bool {
+    actual.is_some_and(|a| (a - expected).abs() < 1e-9 * expected.abs().max(1.0))
+}
+
+fn record_request(status: &'static str, ms: f64) {
+    let tags = [("route", "/api/videos/{id}"), ("method", "GET"), ("status", status)];
+    metrics::counter!(catalogue::HTTP_REQUEST_COUNT.name, &tags).increment(1);
+    metrics::histogram!(catalogue::HTTP_REQUEST_DURATION.name, &tags).record(ms);
+}
+
+#[test]
+fn the_json_shows_exact_rates_percentiles_and_error_share() {
+    let b = backend();
+    let history = DashboardHistory::new(b.clone(), DashboardOptions::default());
+    // Traffic before the first sample is not part of any rate.
+    metrics::with_local_recorder(&b, || record_request("200", 7000.0));
+    history.sample(Duration::ZERO);
+    metrics::with_local_recorder(&b, || {
+        // 100 requests in 2 s: 90 of 3 ms (bucket 2.5-5), 10 of 40 ms (bucket 25-50), 5 of them 500s.
+        for _ in 0..90 {
+            record_request("200", 3.0);
+        }
+        for i in 0..10 {
+            record_request(if i < 5 { "500" } else { "200" }, 40.0);
+        }
+        // Queries: 3 of 0.5 ms (bucket 0-1), 1 of 20 ms (bucket 10-25).
+        for ms in [0.5, 0.5, 0.5, 20.0] {
+            metrics::histogram!(catalogue::DATABASE_QUERY_DURATION.name, "source" => "db", "operation" => "SELECT")
+                .record(ms);
+        }
+        metrics::gauge!(catalogue::WEBSOCKET_CONNECTIONS.name, "channel" => "comments").set(3.0);
+        metrics::gauge!(catalogue::WEBSOCKET_CONNECTIONS.name, "channel" => "presence").set(4.0);
+        metrics::gauge!(catalogue::PROCESS_MEMORY_RESIDENT.name).set(52_428_800.0);
+    });
+    history.sample(Duration::from_secs(2));
+    history.sample(Duration::from_millis(3500)); // nothing happened since
+    assert_eq!(history.len(), 3);
+
+    let data = parse(&history.to_json());
+    assert_eq!(data["interval_ms"], 1000);
+    assert_eq!(data["capacity"], 600);
+    let t: Vec<u64> = data["t"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!((t[1] - t[0], t[2] - t[0]), (2000, 3500));
+
+    assert_eq!(series(&data, "http_rate", "requests"), [None, Some(50.0), Some(0.0)]);
+    let p50 = series(&data, "http_latency", "p50");
+    let p95 = series(&data, "http_latency", "p95");
+    let p99 = series(&data, "http_latency", "p99");
+    assert_eq!(
+        (p50[0], p50[2], p95[2], p99[2]),
+        (None, None, None, None),
+        "no request: no percentile"
+    );
+    assert!(close(p50[1], 2.5 + 2.5 * 50.0 / 90.0), "{p50:?}");
+    assert!(close(p95[1], 25.0 + 25.0 * 5.0 / 10.0), "{p95:?}");
+    assert!(close(p99[1], 25.0 + 25.0 * 9.0 / 10.0), "{p99:?}");
+    assert_eq!(series(&data, "http_errors", "5xx"), [None, Some(5.0), None]);
+
+    let db50 = series(&data, "db_latency", "p50");
+    let db99 = series(&data, "db_latency", "p99");
+    assert!(close(db50[1], 1.0 * 2.0 / 3.0), "{db50:?}"); // rank 2 of 4: 2 of the 3 in (0, 1]
+    assert!(close(db99[1], 10.0 + 15.0 * (3.96 - 3.0)), "{db99:?}"); // rank 3.96: the 1 in (10, 25]
+
+    // Gauges: their current value, summed over series, from the sample they were set in.
+    assert_eq!(series(&data, "ws_connections", "open"), [None, Some(7.0), Some(7.0)]);
+    assert_eq!(
+        series(&data, "memory", "resident"),
+        [None, Some(52_428_800.0), Some(52_428_800.0)]
+    );
+    // Never recorded: no data, not an error.
+    for name in ["in use", "open", "max"] {
+        assert_eq!(series(&data, "db_pool", name), [None, None, None], "{name}");
+    }
+}
+
+#[test]
+fn charts_name_their_catalogue_metrics_and_the_page_names_none() {
+    let history = DashboardHistory::new(backend(), DashboardOptions::default());
+    let data = parse(&history.to_json());
+    assert_eq!(data["t"].as_array().unwrap().len(), 0);
+    let charts = data["charts"].as_array().unwrap();
+    let ids: Vec<&str> = charts.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "http_rate",
+            "http_latency",
+            "http_errors",
+            "ws_connections",
+            "db_latency",
+            "db_pool",
+            "memory"
+        ]
+    );
+    for chart in charts {
+        for m in chart["metrics"].as_array().unwrap() {
+            assert!(
+                catalogue::find(m.as_str().unwrap()).is_some(),
+                "{m} is not in the catalogue"
+            );
+        }
+        for s in chart["series"].as_array().unwrap() {
+            assert_eq!(s["values"].as_array().unwrap().len(), 0);
+        }
+    }
+    // The page gets every metric name from the JSON.
+    let server = MetricsServer::start(backend(), "127.0.0.1", 0).unwrap();
+    let b = backend();
+    for path in ["/dashboard", "/dashboard/app.js", "/dashboard/style.css"] {
+        let (_, _, text) = http(server.local_addr(), "GET", path);
+        for def in catalogue::ALL {
+            assert!(!text.contains(def.name), "{path} names {}", def.name);
+            let exported = b.exported_name(def.name).unwrap();
+            assert!(!text.contains(&exported), "{path} names {exported}");
+        }
+    }
+}
+
+#[test]
+fn the_history_is_bounded_and_drops_the_oldest_points() {
+    let b = backend();
+    let history = DashboardHistory::new(b.clone(), DashboardOptions::default().history(5));
+    assert_eq!(history.capacity(), 5);
+    assert!(history.is_empty());
+    for i in 0..8_u32 {
+        metrics::with_local_recorder(&b, || {
+            metrics::gauge!(catalogue::PROCESS_MEMORY_RESIDENT.name).set(f64::from(i));
+        });
+        history.sample(Duration::from_secs(u64::from(i)));
+        assert_eq!(history.len(), (i as usize + 1).min(5));
+    }
+    let data = parse(&history.to_json());
+    assert_eq!(data["capacity"], 5);
+    let t: Vec<u64> = data["t"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(t.len(), 5);
+    assert!(t.windows(2).all(|w| w[1] - w[0] == 1000), "{t:?}");
+    let kept: Vec<Option<f64>> = (3..8).map(|i| Some(f64::from(i))).collect();
+    assert_eq!(series(&data, "memory", "resident"), kept);
+    // Options are clamped to sane bounds.
+    let tiny = DashboardHistory::new(b, DashboardOptions::default().history(0));
+    assert_eq!(tiny.capacity(), 2);
+}
+
+#[test]
+fn a_sample_not_after_the_previous_one_has_no_rates() {
+    let b = backend();
+    let history = DashboardHistory::new(b.clone(), DashboardOptions::default());
+    history.sample(Duration::from_secs(5));
+    metrics::with_local_recorder(&b, || record_request("200", 3.0));
+    history.sample(Duration::from_secs(5));
+    let data = parse(&history.to_json());
+    assert_eq!(series(&data, "http_rate", "requests"), [None, None]);
+    assert_eq!(series(&data, "http_latency", "p50"), [None, None]);
+}
+
+#[test]
+fn exported_names_match_the_rendered_text() {
+    let b = backend();
+    metrics::with_local_recorder(&b, || {
+        for def in catalogue::ALL {
+            match def.kind {
+                catalogue::MetricKind::Counter => metrics::counter!(def.name).increment(1),
+                catalogue::MetricKind::Gauge => metrics::gauge!(def.name).set(1.0),
+                catalogue::MetricKind::Histogram => metrics::histogram!(def.name).record(1.0),
+            }
+        }
+    });
+    let samples = common::parse_exposition(&b.render());
+    for def in catalogue::ALL {
+        let name = b.exported_name(def.name).unwrap();
+        let expected = match def.kind {
+            catalogue::MetricKind::Histogram => format!("{name}_count"),
+            _ => name.clone(),
+        };
+        assert!(
+            samples.iter().any(|s| s.name == expected),
+            "{} is not rendered as {expected}",
+            def.name
+        );
+    }
+}
+
+#[test]
+fn dashboard_routes_answer_read_only_with_strict_headers() {
+    let server = MetricsServer::start(backend(), "127.0.0.1", 0).unwrap();
+    let addr = server.local_addr();
+    for (path, content_type) in [
+        ("/dashboard", "text/html; charset=utf-8"),
+        ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ("/dashboard/data", "application/json"),
+    ] {
+        let (status, head, body) = http(addr, "GET", path);
+        assert_eq!(status, 200, "{path}: {head}");
+        assert_eq!(header(&head, "content-type").as_deref(), Some(content_type), "{path}");
+        assert_eq!(header(&head, "cache-control").as_deref(), Some("no-store"), "{path}");
+        assert_eq!(
+            header(&head, "x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&head, "content-security-policy").as_deref(),
+            Some(DASHBOARD_CSP),
+            "{path}"
+        );
+        assert!(!body.is_empty(), "{path}");
+        if path == "/dashboard/data" {
+            parse(&body);
+        } else {
+            // HEAD: the same headers, the length of the body, and no body.
+            let (status, head_only, rest) = http(addr, "HEAD", path);
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(header(&head_only, "content-type").as_deref(), Some(content_type));
+            assert_eq!(
+                header(&head_only, "content-length"),
+                Some(body.len().to_string()),
+                "{path}"
+            );
+            assert_eq!(rest, "", "{path}");
+        }
+        for method in ["POST", "PUT", "DELETE"] {
+            let (status, head, _) = http(addr, method, path);
+            assert_eq!(status, 405, "{method} {path}");
+            assert_eq!(header(&head, "allow").as_deref(), Some("GET, HEAD"));
+        }
+    }
+    let html = http(addr, "GET", "/dashboard").2;
+    assert!(
+        html.contains(r#"<script src="dashboard/app.js""#) && !html.contains("<script>"),
+        "{html}"
+    );
+    assert!(!html.contains("style="), "inline styles would need 'unsafe-inline'");
+    for path in ["/dashboard/", "/dashboard/data/x", "/dashboard.js", "/Dashboard", "/"] {
+        assert_eq!(http(addr, "GET", path).0, 404, "{path}");
+    }
+    assert!(DASHBOARD_CSP.starts_with("default-src 'none';"));
+    assert!(
+        !DASHBOARD_CSP.contains("unsafe") && !DASHBOARD_CSP.contains("http"),
+        "{DASHBOARD_CSP}"
+    );
+    assert_eq!(http(addr, "GET", "/metrics").0, 200);
+}
+
+#[test]
+fn a_disabled_dashboard_is_not_served() {
+    let server = MetricsServer::start_with(backend(), "127.0.0.1", 0, DashboardOptions::disabled()).unwrap();
+    let addr = server.local_addr();
+    for path in ["/dashboard", "/dashboard/data", "/dashboard/app.js"] {
+        let (status, _, body) = http(addr, "GET", path);
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(body, "not found: Vigil serves /metrics\n");
+    }
+    assert_eq!(http(addr, "GET", "/metrics").0, 200);
+}
+
+#[test]
+fn the_server_samples_the_registry_on_its_own() {
+    let b = backend();
+    let options = DashboardOptions::default()
+        .interval(Duration::from_millis(20))
+        .history(50);
+    let server = MetricsServer::start_with(b.clone(), "127.0.0.1", 0, options).unwrap();
+    let addr = server.local_addr();
+    // Record until a point shows requests and a p95 (bounded: a deadline, not a timing claim).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let data = loop {
+        metrics::with_local_recorder(&b, || {
+            for _ in 0..5 {
+                record_request("200", 3.0);
+            }
+        });
+        let (status, _, body) = http(addr, "GET", "/dashboard/data");
+        assert_eq!(status, 200);
+        let data = parse(&body);
+        let rate = series(&data, "http_rate", "requests");
+        let p95 = series(&data, "http_latency", "p95");
+        if rate.iter().flatten().any(|r| *r > 0.0) && p95.iter().flatten().next().is_some() {
+            break data;
+        }
+        assert!(Instant::now() < deadline, "no sampled point in 30 s: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(data["interval_ms"], 20);
+    assert_eq!(data["capacity"], 50);
+    // All 3 ms: every percentile falls in the (2.5, 5] bucket.
+    let p95 = series(&data, "http_latency", "p95");
+    assert!(p95.iter().flatten().all(|v| *v > 2.5 && *v <= 5.0), "{p95:?}");
+    server.shutdown();
+}
+
+/// The cost of one sample with 1,000 series (200 HTTP label sets with a counter and a
+/// histogram each, 600 application counters and gauges). Timing is only printed, never
+/// asserted: `cargo test --release -p vigil-metrics-prometheus --test dashboard -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check: run it by hand in release mode"]
+fn sample_cost_with_1000_series() {
+    let b = backend();
+    metrics::with_local_recorder(&b, || {
+        for route in 0..100 {
+            for status in ["200", "500"] {
+                let tags = [
+                    ("route", format!("/api/r{route}/{{id}}")),
+                    ("method", "GET".to_owned()),
+                    ("status", status.to_owned()),
+                ];
+                metrics::counter!(catalogue::HTTP_REQUEST_COUNT.name, &tags).increment(3);
+                metrics::histogram!(catalogue::HTTP_REQUEST_DURATION.name, &tags).record(12.0);
+            }
+        }
+        for id in 0..300 {
+            metrics::counter!("app.events", "id" => id.to_string()).increment(1);
+            metrics::gauge!("app.level", "id" => id.to_string()).set(1.0);
+        }
+    });
+    let text = b.render();
+    let lines = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    let history = DashboardHistory::new(b.clone(), DashboardOptions::default());
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut render = Vec::new();
+    let mut sample = Vec::new();
+    for i in 0..200_u64 {
+        let start = Instant::now();
+        std::hint::black_box(b.render());
+        render.push(start.elapsed());
+        let start = Instant::now();
+        history.sample(Duration::from_secs(i));
+        sample.push(start.elapsed());
+    }
+    let json = history.to_json();
+    println!(
+        "1000 series ({lines} sample lines, {} bytes): render {:?}, one dashboard sample (render + scan + derive) {:?}; \
+         JSON of {} points: {} bytes",
+        text.len(),
+        median(render),
+        median(sample),
+        history.len(),
+        json.len()
+    );
+}
