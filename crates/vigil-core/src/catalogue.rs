@@ -247,7 +247,7 @@ pub const VIGIL_LOG_DROPPED: MetricDef = MetricDef {
     kind: MetricKind::Counter,
     unit: None,
     tags: &["backend", "reason"],
-    help: "Log records a Vigil backend dropped: reason is queue_full (the application outpaced the writer) or write_error (the destination failed).",
+    help: "Log records a Vigil backend dropped: reason is queue_full (the application outpaced the writer), write_error (the destination failed), rejected (the Datadog intake refused them), unauthorized (the Datadog API key was refused) or shutdown (still queued at the shutdown deadline).",
     buckets: None,
 };
 
@@ -258,6 +258,96 @@ pub const VIGIL_METRICS_OVERFLOW: MetricDef = MetricDef {
     unit: None,
     tags: &["metric"],
     help: "Registrations of a new label set past the metric's cardinality limit, folded into the metric's overflow series (label values __overflow__).",
+    buckets: None,
+};
+
+/// `vigil.datadog.logs.sent`: log entries the intake accepted.
+pub const VIGIL_DATADOG_LOGS_SENT: MetricDef = MetricDef {
+    name: "vigil.datadog.logs.sent",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &[],
+    help: "Log entries the Datadog logs intake accepted.",
+    buckets: None,
+};
+
+/// `vigil.datadog.logs.requests`: requests to the intake, by `outcome`.
+pub const VIGIL_DATADOG_LOGS_REQUESTS: MetricDef = MetricDef {
+    name: "vigil.datadog.logs.requests",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["outcome"],
+    help: "Requests to the Datadog logs intake, by outcome: accepted (2xx), retried (408, 429, 5xx, timeout, \
+           connection or I/O error), split (413 for several entries), rejected (400, 413 for one entry, other \
+           4xx), unauthorized (401, 403).",
+    buckets: None,
+};
+
+/// `vigil.datadog.logs.truncated`: entries cut to the 1 MB limit before sending.
+pub const VIGIL_DATADOG_LOGS_TRUNCATED: MetricDef = MetricDef {
+    name: "vigil.datadog.logs.truncated",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &[],
+    help: "Log entries cut to Datadog's 1 MB per-log limit before sending (marked with vigil.truncated=true).",
+    buckets: None,
+};
+
+/// `vigil.datadog.logs.payload.size`: uncompressed size of each request body.
+pub const VIGIL_DATADOG_LOGS_PAYLOAD_SIZE: MetricDef = MetricDef {
+    name: "vigil.datadog.logs.payload.size",
+    kind: MetricKind::Histogram,
+    unit: Some(Unit::Bytes),
+    tags: &[],
+    help: "Uncompressed size of each request body sent to the Datadog logs intake (at most 5 MB).",
+    buckets: Some(&[
+        1_024.0,
+        8_192.0,
+        65_536.0,
+        262_144.0,
+        1_048_576.0,
+        2_097_152.0,
+        5_000_000.0,
+    ]),
+};
+
+/// `vigil.trace.sent`: trace chunks the agent accepted.
+pub const VIGIL_TRACE_SENT: MetricDef = MetricDef {
+    name: "vigil.trace.sent",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &[],
+    help: "Trace chunks (the spans of one trace sent together) the Datadog agent accepted.",
+    buckets: None,
+};
+
+/// `vigil.trace.dropped`: trace chunks dropped, by reason.
+pub const VIGIL_TRACE_DROPPED: MetricDef = MetricDef {
+    name: "vigil.trace.dropped",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["reason"],
+    help: "Trace chunks the Datadog tracer dropped: reason is queue_full (the application outpaced the sender), send_failed (every retry failed), rejected (the agent refused the payload), too_large (one trace larger than the agent accepts) or shutdown (unsent at the shutdown deadline).",
+    buckets: None,
+};
+
+/// `vigil.trace.spans.dropped`: spans dropped, by reason.
+pub const VIGIL_TRACE_SPANS_DROPPED: MetricDef = MetricDef {
+    name: "vigil.trace.spans.dropped",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["reason"],
+    help: "Spans the Datadog tracer dropped: the spans of dropped trace chunks (same reasons as vigil.trace.dropped) and, with reason trace_too_large, spans over the per-trace cap.",
+    buckets: None,
+};
+
+/// `vigil.trace.send.errors`: failed attempts to send a payload to the agent.
+pub const VIGIL_TRACE_SEND_ERRORS: MetricDef = MetricDef {
+    name: "vigil.trace.send.errors",
+    kind: MetricKind::Counter,
+    unit: None,
+    tags: &["reason"],
+    help: "Failed attempts to send a trace payload to the Datadog agent, retried or not: reason is io, timeout, http_408, http_429, http_5xx or http_4xx.",
     buckets: None,
 };
 
@@ -441,6 +531,14 @@ pub const ALL: &[MetricDef] = &[
     WEBSOCKET_CONNECTION_DURATION,
     VIGIL_LOG_DROPPED,
     VIGIL_METRICS_OVERFLOW,
+    VIGIL_DATADOG_LOGS_SENT,
+    VIGIL_DATADOG_LOGS_REQUESTS,
+    VIGIL_DATADOG_LOGS_TRUNCATED,
+    VIGIL_DATADOG_LOGS_PAYLOAD_SIZE,
+    VIGIL_TRACE_SENT,
+    VIGIL_TRACE_DROPPED,
+    VIGIL_TRACE_SPANS_DROPPED,
+    VIGIL_TRACE_SEND_ERRORS,
     PROCESS_CPU_USAGE,
     PROCESS_MEMORY_RESIDENT,
     PROCESS_MEMORY_VIRTUAL,

@@ -372,6 +372,9 @@ pub struct PrometheusConfig {
     /// Label sets kept per metric before new ones fold into one overflow series
     /// (`PROMETHEUS_MAX_SERIES_PER_METRIC`), default 1000.
     pub max_series_per_metric: Count,
+    /// Serves the live dashboard at `/dashboard` on the same port (`PROMETHEUS_DASHBOARD`),
+    /// default true.
+    pub dashboard: bool,
 }
 
 impl Default for PrometheusConfig {
@@ -381,6 +384,7 @@ impl Default for PrometheusConfig {
             port: Port(DEFAULT_PROMETHEUS_PORT),
             protocol: Protocol::Http,
             max_series_per_metric: Count(1000),
+            dashboard: true,
         }
     }
 }
@@ -746,6 +750,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "Label sets per metric before new ones fold into an overflow series.",
         apply: |c, n, v| {
             c.prometheus.max_series_per_metric = parse(n, v)?;
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "PROMETHEUS_DASHBOARD",
+        key: "prometheus.dashboard",
+        default: "true",
+        doc: "Serve the live dashboard at /dashboard on the metrics port.",
+        apply: |c, n, v| {
+            c.prometheus.dashboard = parse(n, v)?;
             Ok(())
         },
     },
@@ -1183,6 +1197,7 @@ mod tests {
             ("PROMETHEUS_HOST", "0.0.0.0"),
             ("PROMETHEUS_PORT", "9100"),
             ("PROMETHEUS_MAX_SERIES_PER_METRIC", "5"),
+            ("PROMETHEUS_DASHBOARD", "false"),
             ("HTTP_ACCESS_LOG", "true"),
             ("DB_SLOW_QUERY_MS", "250"),
             ("VM_METRICS", "false"),

@@ -11,6 +11,18 @@ pub enum Error {
     #[cfg(feature = "prometheus")]
     #[error(transparent)]
     Prometheus(#[from] vigil_metrics_prometheus::PrometheusError),
+    /// The Datadog logs backend could not start (for example: a malformed `DATADOG_LOGS_URL`).
+    #[cfg(feature = "datadog")]
+    #[error(transparent)]
+    DatadogLogs(#[from] vigil_log_datadog::Error),
+    /// The Datadog trace exporter could not start.
+    #[cfg(feature = "datadog")]
+    #[error(transparent)]
+    DatadogTraces(#[from] vigil_trace_datadog::Error),
+    /// The DogStatsD backend could not start (for example: an agent address that does not resolve).
+    #[cfg(feature = "dogstatsd")]
+    #[error(transparent)]
+    Dogstatsd(#[from] vigil_metrics_dogstatsd::DogStatsdError),
     /// The VM sampler could not start.
     #[cfg(feature = "vm")]
     #[error(transparent)]
@@ -22,12 +34,6 @@ pub enum Error {
         backend: &'static str,
         /// The Cargo feature to enable.
         feature: &'static str,
-    },
-    /// A configured backend does not exist in this release.
-    #[error("the {backend} backend is configured but is not part of this release of vigil")]
-    NotInThisRelease {
-        /// The backend's name.
-        backend: &'static str,
     },
     /// Another `tracing` subscriber is already the global default.
     #[error("a global tracing subscriber is already installed; call vigil::init once, before any other subscriber")]

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::Recorder;
 use metrics_util::layers::FanoutBuilder;
@@ -138,6 +138,9 @@ impl VigilBuilder {
             log_backends: Vec::new(),
             metrics_server: None,
             vm_sampler: None,
+            datadog_logs: None,
+            traces: None,
+            dogstatsd: None,
             done: false,
         };
 
@@ -147,9 +150,9 @@ impl VigilBuilder {
             match kind {
                 LoggerBackendKind::Console => log_backends.push(console_backend(&config)?),
                 LoggerBackendKind::Datadog => {
-                    return Err(Error::NotInThisRelease {
-                        backend: "datadog logger",
-                    });
+                    let (backend, handle) = datadog_logs(&config)?;
+                    log_backends.push(backend);
+                    guard.datadog_logs = handle;
                 }
             }
         }
@@ -165,38 +168,43 @@ impl VigilBuilder {
                     guard.metrics_server = server;
                 }
                 MetricsBackendKind::Dogstatsd => {
-                    return Err(Error::NotInThisRelease {
-                        backend: "dogstatsd metrics",
-                    });
+                    let (recorder, handle) = dogstatsd_backend(&config)?;
+                    recorders.push(recorder);
+                    guard.dogstatsd = handle;
                 }
             }
         }
 
+        let (trace_layer, traces) = trace_layer(&config, &resource)?;
+        guard.traces = traces;
         let mut layer = LogLayer::new(resource);
         for b in &log_backends {
             layer = layer.with_backend(b.clone());
         }
         let level = config.log.level;
-        // A global filter: callsites it rejects are disabled for the whole subscriber, which is
-        // cheaper per span and event than per-layer filters. With database telemetry it also
-        // lets sqlx's DEBUG query and acquire events through for the query layer, and the log
-        // layer drops what is below its level itself.
-        #[cfg(not(feature = "db"))]
-        let subscriber = tracing_subscriber::registry().with(level.to_filter()).with(layer);
-        #[cfg(feature = "db")]
-        let subscriber = {
-            let log_filter = level.to_filter();
-            let sqlx_targets = vigil_db::SqlxQueryLayer::filter();
-            let global = tracing_subscriber::filter::filter_fn(move |m| {
-                log_filter >= *m.level() || sqlx_targets.would_enable(m.target(), m.level())
-            })
-            .with_max_level_hint(log_filter.max(tracing_core::LevelFilter::DEBUG));
-            let slow = std::time::Duration::from_millis(config.db.slow_query_ms.0 as u64);
-            tracing_subscriber::registry()
-                .with(global)
-                .with(layer.with_min_level(level))
-                .with(vigil_db::SqlxQueryLayer::new().slow_threshold(slow))
-        };
+        // One global filter: callsites it rejects are disabled for the whole subscriber, which
+        // is cheaper per span and event than per-layer filters. Beside the log level it lets
+        // sqlx's DEBUG query and acquire events through for the database layer and the tracer
+        // (which turns each query into a span); the log layer drops what is below its level.
+        let log_filter = level.to_filter();
+        let extra_targets = extra_debug_targets(&config);
+        let global = tracing_subscriber::filter::filter_fn(move |m| {
+            // The DogStatsD exporter logs an error per failed payload while the agent is down;
+            // those failures are counted (`datadog.dogstatsd.client.packets_dropped`) instead.
+            if m.target().starts_with("metrics_exporter_dogstatsd") {
+                return false;
+            }
+            log_filter >= *m.level()
+                || extra_targets
+                    .as_ref()
+                    .is_some_and(|t| t.would_enable(m.target(), m.level()))
+        })
+        .with_max_level_hint(log_filter.max(tracing_core::LevelFilter::DEBUG));
+        let subscriber = tracing_subscriber::registry()
+            .with(global)
+            .with(trace_layer)
+            .with(layer.with_min_level(level))
+            .with(query_layer(&config));
         tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
         // Records of the `log` crate join the same pipeline; another logger may own it already.
         let _ = tracing_log::LogTracer::builder()
@@ -265,7 +273,12 @@ fn prometheus_backend(config: &Config) -> Result<(Box<dyn Recorder + Send + Sync
         .global_label("environment", &config.environment)
         .max_series_per_metric(p.max_series_per_metric.0)
         .build()?;
-    let server = vigil_metrics_prometheus::MetricsServer::start(backend.clone(), &p.host, p.port.0)?;
+    let dashboard = if p.dashboard {
+        vigil_metrics_prometheus::DashboardOptions::default()
+    } else {
+        vigil_metrics_prometheus::DashboardOptions::disabled()
+    };
+    let server = vigil_metrics_prometheus::MetricsServer::start_with(backend.clone(), &p.host, p.port.0, dashboard)?;
     Ok((Box::new(backend), Some(server)))
 }
 
@@ -274,6 +287,142 @@ fn prometheus_backend(_config: &Config) -> Result<(Box<dyn Recorder + Send + Syn
     Err(Error::FeatureDisabled {
         backend: "prometheus metrics",
         feature: "prometheus",
+    })
+}
+
+/// Targets whose DEBUG events must pass the global filter even when the log level is higher:
+/// sqlx's query events, for the database layer and for the tracer's query spans.
+#[allow(clippy::unnecessary_wraps)] // `None` without the db and datadog features
+fn extra_debug_targets(config: &Config) -> Option<tracing_subscriber::filter::Targets> {
+    #[cfg(feature = "db")]
+    {
+        let _ = config;
+        Some(vigil_db::SqlxQueryLayer::filter())
+    }
+    #[cfg(all(not(feature = "db"), feature = "datadog"))]
+    {
+        config
+            .datadog
+            .traces_enabled()
+            .then(vigil_trace_datadog::DatadogTraceLayer::filter)
+    }
+    #[cfg(all(not(feature = "db"), not(feature = "datadog")))]
+    {
+        let _ = config;
+        None
+    }
+}
+
+#[cfg(feature = "db")]
+type QueryLayer = vigil_db::SqlxQueryLayer;
+#[cfg(not(feature = "db"))]
+type QueryLayer = tracing_subscriber::layer::Identity;
+
+/// The database query layer (sqlx query metrics and slow-query warnings).
+#[cfg(feature = "db")]
+fn query_layer(config: &Config) -> QueryLayer {
+    // The setting is bounded (at most an hour), so the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation)]
+    let slow = Duration::from_millis(config.db.slow_query_ms.0 as u64);
+    vigil_db::SqlxQueryLayer::new().slow_threshold(slow)
+}
+
+#[cfg(not(feature = "db"))]
+fn query_layer(_config: &Config) -> QueryLayer {
+    tracing_subscriber::layer::Identity::new()
+}
+
+#[cfg(feature = "datadog")]
+type DatadogLogs = Arc<vigil_log_datadog::DatadogLogBackend>;
+#[cfg(not(feature = "datadog"))]
+type DatadogLogs = std::convert::Infallible;
+
+/// The Datadog logs backend: to `DATADOG_LOGS_URL`, else the intake of `DATADOG_SITE`.
+#[cfg(feature = "datadog")]
+fn datadog_logs(config: &Config) -> Result<(Arc<dyn LogBackend>, Option<DatadogLogs>), Error> {
+    let dd = &config.datadog;
+    let key = dd.api_key.clone().ok_or(vigil_core::ConfigError::Missing {
+        var: "DATADOG_API_KEY",
+        reason: "the Datadog logger backend is configured",
+    })?;
+    let backend = Arc::new(
+        vigil_log_datadog::DatadogLogBackend::builder(key)
+            .site(dd.site.clone())
+            .url(dd.logs_intake_url())
+            .tags(dd.tags.iter().map(|t| t.0.clone()))
+            .build()?,
+    );
+    Ok((backend.clone(), Some(backend)))
+}
+
+#[cfg(not(feature = "datadog"))]
+fn datadog_logs(_config: &Config) -> Result<(Arc<dyn LogBackend>, Option<DatadogLogs>), Error> {
+    Err(Error::FeatureDisabled {
+        backend: "datadog logger",
+        feature: "datadog",
+    })
+}
+
+#[cfg(feature = "datadog")]
+type TraceLayer = Option<vigil_trace_datadog::DatadogTraceLayer>;
+#[cfg(not(feature = "datadog"))]
+type TraceLayer = tracing_subscriber::layer::Identity;
+#[cfg(feature = "datadog")]
+type TraceSender = vigil_trace_datadog::TraceSender;
+#[cfg(not(feature = "datadog"))]
+type TraceSender = std::convert::Infallible;
+
+/// The Datadog APM layer, when `ENABLE_DATADOG` is on and `DD_TRACE_ENABLED` is not false.
+#[cfg(feature = "datadog")]
+fn trace_layer(config: &Config, resource: &vigil_core::Resource) -> Result<(TraceLayer, Option<TraceSender>), Error> {
+    let dd = &config.datadog;
+    if !dd.traces_enabled() {
+        return Ok((None, None));
+    }
+    let layer = vigil_trace_datadog::DatadogTraceLayer::builder(resource.clone())
+        .agent(dd.agent_host.clone(), dd.trace_agent_port.0)
+        .build()?;
+    let sender = layer.sender().clone();
+    Ok((Some(layer), Some(sender)))
+}
+
+#[cfg(not(feature = "datadog"))]
+#[allow(clippy::unnecessary_wraps)] // the same signature as with the feature
+fn trace_layer(_config: &Config, _resource: &vigil_core::Resource) -> Result<(TraceLayer, Option<TraceSender>), Error> {
+    Ok((tracing_subscriber::layer::Identity::new(), None))
+}
+
+#[cfg(feature = "dogstatsd")]
+type Dogstatsd = vigil_metrics_dogstatsd::DogStatsdBackend;
+#[cfg(not(feature = "dogstatsd"))]
+type Dogstatsd = std::convert::Infallible;
+
+/// The DogStatsD backend: to `DD_DOGSTATSD_URL` when set, else `DD_DOGSTATSD_SOCKET`, else UDP
+/// to `DD_AGENT_HOST:DD_DOGSTATSD_PORT`, with service, env and version tags.
+#[cfg(feature = "dogstatsd")]
+fn dogstatsd_backend(config: &Config) -> Result<(Box<dyn Recorder + Send + Sync>, Option<Dogstatsd>), Error> {
+    let dd = &config.datadog;
+    let mut builder = vigil_metrics_dogstatsd::DogStatsdBackend::builder();
+    builder = match (&dd.dogstatsd_url, &dd.dogstatsd_socket) {
+        (Some(url), _) => builder.url(url.clone()),
+        (None, Some(path)) => builder.unix_socket(path.clone()),
+        (None, None) => builder.udp(dd.agent_host.clone(), dd.dogstatsd_port.0),
+    };
+    builder = builder
+        .global_tag("service", &config.service)
+        .global_tag("env", &config.environment);
+    if !config.version.is_empty() {
+        builder = builder.global_tag("version", &config.version);
+    }
+    let backend = builder.build()?;
+    Ok((Box::new(backend.clone()), Some(backend)))
+}
+
+#[cfg(not(feature = "dogstatsd"))]
+fn dogstatsd_backend(_config: &Config) -> Result<(Box<dyn Recorder + Send + Sync>, Option<Dogstatsd>), Error> {
+    Err(Error::FeatureDisabled {
+        backend: "dogstatsd metrics",
+        feature: "dogstatsd",
     })
 }
 
@@ -306,6 +455,9 @@ pub struct Guard {
     log_backends: Vec<Arc<dyn LogBackend>>,
     metrics_server: Option<MetricsServer>,
     vm_sampler: Option<VmSampler>,
+    datadog_logs: Option<DatadogLogs>,
+    traces: Option<TraceSender>,
+    dogstatsd: Option<Dogstatsd>,
     done: bool,
 }
 
@@ -315,6 +467,9 @@ impl std::fmt::Debug for Guard {
             .field("log_backends", &self.log_backends.len())
             .field("metrics_addr", &self.metrics_addr())
             .field("vm_sampler", &self.vm_sampler.is_some())
+            .field("datadog_logs", &self.datadog_logs.is_some())
+            .field("traces", &self.traces.is_some())
+            .field("dogstatsd", &self.dogstatsd.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -351,8 +506,9 @@ impl Guard {
         }
     }
 
-    /// Stops the VM sampler, flushes every log backend, waiting at most `timeout`, then stops
-    /// the metrics endpoint. Returns `true` when everything was flushed in time.
+    /// Stops the VM sampler; delivers queued APM traces, then every log backend's queued
+    /// records, then DogStatsD's last aggregates, all within `timeout`; then stops the metrics
+    /// endpoint. Returns `true` when everything was delivered in time.
     pub fn shutdown(mut self, timeout: Duration) -> bool {
         self.shutdown_inner(timeout)
     }
@@ -361,29 +517,72 @@ impl Guard {
         if std::mem::replace(&mut self.done, true) {
             return true;
         }
+        let deadline = Instant::now() + timeout;
         // The sampler stops at once (it finishes a sample in progress, well under a millisecond).
         #[cfg(feature = "vm")]
         if let Some(sampler) = self.vm_sampler.take() {
             sampler.stop();
         }
         let backends = self.log_backends.clone();
+        let datadog_logs = self.datadog_logs.take();
+        let traces = self.traces.take();
+        let dogstatsd = self.dogstatsd.take();
         let (tx, rx) = mpsc::channel();
         // Flush on a helper thread so a stuck destination cannot hold shutdown past `timeout`.
         let flushed = std::thread::Builder::new()
             .name("vigil-shutdown".to_owned())
             .spawn(move || {
+                // Traces first: what their sender logs while stopping still reaches the logs.
+                let traces = stop_traces(traces.as_ref(), deadline);
+                let datadog = stop_datadog_logs(datadog_logs.as_ref(), deadline);
                 for b in &backends {
                     b.flush();
                 }
-                let _ = tx.send(());
+                let dogstatsd = flush_dogstatsd(dogstatsd.as_ref(), deadline);
+                let _ = tx.send(traces && datadog && dogstatsd);
             })
-            .is_ok_and(|_| rx.recv_timeout(timeout).is_ok());
+            .is_ok_and(|_| rx.recv_timeout(timeout).unwrap_or(false));
         #[cfg(feature = "prometheus")]
         if let Some(server) = self.metrics_server.take() {
             server.shutdown();
         }
         flushed
     }
+}
+
+/// Delivers queued traces until `deadline` and stops the trace sender.
+#[cfg(feature = "datadog")]
+fn stop_traces(traces: Option<&TraceSender>, deadline: Instant) -> bool {
+    traces.is_none_or(|t| t.shutdown(deadline))
+}
+
+#[cfg(not(feature = "datadog"))]
+fn stop_traces(_traces: Option<&TraceSender>, _deadline: Instant) -> bool {
+    true
+}
+
+/// Delivers queued Datadog logs until `deadline` and stops their sender.
+#[cfg(feature = "datadog")]
+fn stop_datadog_logs(logs: Option<&DatadogLogs>, deadline: Instant) -> bool {
+    logs.is_none_or(|l| l.shutdown(deadline))
+}
+
+#[cfg(not(feature = "datadog"))]
+fn stop_datadog_logs(_logs: Option<&DatadogLogs>, _deadline: Instant) -> bool {
+    true
+}
+
+/// Waits, until `deadline` at most, for DogStatsD's last aggregates to be sent.
+#[cfg(feature = "dogstatsd")]
+fn flush_dogstatsd(backend: Option<&Dogstatsd>, deadline: Instant) -> bool {
+    backend.is_none_or(|b| {
+        b.flush(deadline.saturating_duration_since(Instant::now())) != vigil_metrics_dogstatsd::FlushOutcome::TimedOut
+    })
+}
+
+#[cfg(not(feature = "dogstatsd"))]
+fn flush_dogstatsd(_backend: Option<&Dogstatsd>, _deadline: Instant) -> bool {
+    true
 }
 
 impl Drop for Guard {

@@ -61,6 +61,21 @@ pub use vigil_log_console as console;
 #[cfg(feature = "prometheus")]
 pub use vigil_metrics_prometheus as prometheus;
 
+/// The Datadog logs backend ([`datadog_logs::DatadogLogBackend`]), installed by [`init`] when
+/// `ENABLE_DATADOG` is on.
+#[cfg(feature = "datadog")]
+pub use vigil_log_datadog as datadog_logs;
+
+/// Datadog APM traces ([`datadog_traces::DatadogTraceLayer`]), installed by [`init`] when
+/// `ENABLE_DATADOG` is on and `DD_TRACE_ENABLED` is not false.
+#[cfg(feature = "datadog")]
+pub use vigil_trace_datadog as datadog_traces;
+
+/// The DogStatsD metrics backend ([`dogstatsd::DogStatsdBackend`]), installed by [`init`] with
+/// `metrics_backends = ["dogstatsd"]`.
+#[cfg(feature = "dogstatsd")]
+pub use vigil_metrics_dogstatsd as dogstatsd;
+
 /// HTTP telemetry: [`http::HttpMetricsLayer`].
 #[cfg(feature = "http")]
 pub use vigil_http as http;
