@@ -187,6 +187,9 @@ impl DatadogTraceLayerBuilder {
                 expected: "the maximum backoff must not be below the initial one",
             });
         }
+        // From now on the HTTP layer reads callers' trace headers and records response statuses
+        // on its request spans.
+        vigil_core::trace::register_tracer();
         let clock = Arc::new(Clock::new());
         let config = SenderConfig {
             url: format!("http://{host}:{}/v0.4/traces", self.agent_port),
