@@ -39,18 +39,53 @@ pub struct AppState {
     pub alive: mpsc::Sender<()>,
 }
 
-/// The application's routes, measured by `http_layer`.
-pub fn router(state: AppState, http_layer: vigil::http::HttpMetricsLayer) -> Router {
-    Router::new()
+/// The most rows `/debug/slow_query/{rows}` counts to.
+pub const MAX_SLOW_QUERY_ROWS: i64 = 50_000_000;
+
+/// The application's routes, measured by `http_layer`; `debug_routes` adds `/debug/slow_query/{rows}`
+/// and `/debug/fail` (see the crate docs).
+pub fn router(state: AppState, http_layer: vigil::http::HttpMetricsLayer, debug_routes: bool) -> Router {
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/api/videos", get(list_videos))
         .route(
             "/api/videos/{video_id}/comments",
             get(list_comments).post(create_comment),
         )
-        .route("/ws/videos/{video_id}", get(subscribe))
-        .with_state(state)
-        .layer(http_layer)
+        .route("/ws/videos/{video_id}", get(subscribe));
+    if debug_routes {
+        router = router
+            .route("/debug/slow_query/{rows}", get(slow_query))
+            .route("/debug/fail", get(fail));
+    }
+    router.with_state(state).layer(http_layer)
+}
+
+/// A deliberately slow query, for the slow-query telemetry, dashboards and alerts.
+async fn slow_query(State(state): State<AppState>, Path(raw): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let rows = raw
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (1..=MAX_SLOW_QUERY_ROWS).contains(n))
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("rows must be an integer from 1 to {MAX_SLOW_QUERY_ROWS}"),
+            )
+        })?;
+    let started = std::time::Instant::now();
+    let counted = db::slow_count(&state.pool, rows).await?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(axum::Json(json!({ "rows": counted, "elapsed_ms": elapsed_ms })))
+}
+
+/// A deliberate server error, for the error-rate telemetry, dashboards and alerts.
+async fn fail() -> ApiError {
+    Logger::error("Deliberate failure", fields!(route = "/debug/fail"));
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "deliberate failure (DEBUG_ROUTES=true)".to_owned(),
+    )
 }
 
 /// An error answered as `{"error": "..."}`.

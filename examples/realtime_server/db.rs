@@ -139,3 +139,16 @@ pub async fn insert_comment(pool: &SqlitePool, video_id: i64, user_id: i64, body
     .fetch_one(pool)
     .await
 }
+
+/// Counts to `rows` with a recursive CTE: deliberately slow (its cost grows with `rows`), for
+/// `/debug/slow_query/{rows}`.
+pub async fn slow_count(pool: &SqlitePool, rows: i64) -> sqlx::Result<i64> {
+    let (count,): (i64,) = sqlx::query_as(
+        "WITH RECURSIVE counter(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM counter WHERE n < ?) \
+         SELECT count(*) FROM counter",
+    )
+    .bind(rows)
+    .fetch_one(pool)
+    .await?;
+    Ok(count)
+}

@@ -13,8 +13,15 @@
 //!
 //! Environment: `PORT` (default 4000), `HOST` (default 127.0.0.1), `DATABASE_URL` (a SQLite
 //! file path, or `sqlite::memory:`; default a file in the temp directory), `RUN_SECONDS` (stop
-//! after that many seconds), plus every Vigil variable (`LOG_LEVEL`, `LOG_FORMAT`,
-//! `PROMETHEUS_PORT`, ...). Ctrl-C or SIGTERM shuts down gracefully and flushes the logs.
+//! after that many seconds), `DEBUG_ROUTES` (`true` adds the two routes below), plus every Vigil
+//! variable (`LOG_LEVEL`, `LOG_FORMAT`, `PROMETHEUS_PORT`, `DB_SLOW_QUERY_MS`, ...). Ctrl-C or
+//! SIGTERM shuts down gracefully and flushes the logs.
+//!
+//! With `DEBUG_ROUTES=true` (off by default; `cargo xtask e2e` turns it on to give every
+//! dashboard panel and alert rule data to show):
+//! - `GET /debug/slow_query/{rows}` runs a deliberately slow query (a recursive CTE counting to
+//!   `rows`, at most 50,000,000) and answers `{"rows": n, "elapsed_ms": ms}`;
+//! - `GET /debug/fail` answers 500, the server error the error-rate alert watches for.
 
 mod app;
 mod db;
@@ -67,7 +74,8 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown_rx,
         alive,
     };
-    let router = app::router(state, guard.http_layer());
+    let debug_routes = std::env::var("DEBUG_ROUTES").is_ok_and(|v| matches!(v.trim(), "1" | "true"));
+    let router = app::router(state, guard.http_layer(), debug_routes);
 
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await

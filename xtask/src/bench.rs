@@ -12,19 +12,25 @@ use crate::json::{self, Value};
 use crate::target_dir;
 
 /// The benches to run: (package, bench target).
-const BENCHES: [(&str, &str); 4] = [
+const BENCHES: [(&str, &str); 6] = [
     ("vigil", "facade"),
     ("vigil-log-console", "console"),
     ("vigil-http", "layer"),
     ("vigil-vm", "sample"),
+    ("vigil-log-datadog", "caller"),
+    ("vigil-trace-datadog", "spans"),
 ];
 
 /// Bench names that are the reference in their group, in order of preference.
-const PEERS: [&str; 4] = [
+const PEERS: [&str; 6] = [
     "prometheus_client",
     "tracing_subscriber_json",
     "tracing_subscriber_text",
     "bare",
+    // The Datadog logs backend's caller-side cost is compared with the console backend alone.
+    "console_json",
+    // A span through the Datadog tracer is compared with the same span without it.
+    "registry_no_layer_root_span",
 ];
 
 /// Directories criterion writes next to benchmark results that are not benchmarks themselves.

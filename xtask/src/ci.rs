@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use crate::cmd::Cmd;
-use crate::{e2e, project_root};
+use crate::{dashboards, e2e, project_root};
 
 /// The steps of `cargo xtask ci`, in the order they run; these names are what `--skip` takes.
-const STEPS: [&str; 7] = ["fmt", "clippy", "features", "test", "doc", "deny", "e2e"];
+const STEPS: [&str; 8] = ["fmt", "dashboards", "clippy", "features", "test", "doc", "deny", "e2e"];
 
 /// What happened to one row of the summary.
 enum Outcome {
@@ -123,6 +123,8 @@ fn run_step(step: &str, rows: &mut Vec<Row>) -> Result<()> {
     let started = Instant::now();
     let result = match step {
         "fmt" => Cmd::cargo("fmt").args(["fmt", "--all", "--", "--check"]).run(),
+        // The generated dashboards and alerts must match the catalogue and alerts/thresholds.json.
+        "dashboards" => dashboards::check_up_to_date(),
         "clippy" => Cmd::cargo("clippy")
             .args([
                 "clippy",
@@ -263,14 +265,15 @@ fn bracket_depth_after(line: &str, mut depth: usize) -> usize {
 
 /// The tests: nextest when installed, else `cargo test`; then the doctests (nextest runs none).
 ///
-/// What tests need is installed first — `promtool`, PostgreSQL, Datadog's `ddapm-test-agent` —
-/// and `VIGIL_REQUIRE_PROMTOOL`, `VIGIL_REQUIRE_POSTGRES` and `VIGIL_REQUIRE_DDAPM` make those
-/// tests fail rather than skip when it is missing anyway.
+/// What tests need is installed first — `promtool`, PostgreSQL, Datadog's `ddapm-test-agent`,
+/// Chromium — and `VIGIL_REQUIRE_PROMTOOL`, `VIGIL_REQUIRE_POSTGRES`, `VIGIL_REQUIRE_DDAPM` and
+/// `VIGIL_REQUIRE_CHROMIUM` make those tests fail rather than skip when it is missing anyway.
 fn test() -> Result<()> {
     e2e::ensure_promtool()?;
     ensure_postgres()?;
     // The trace tests start Datadog's test agent themselves; it only has to be on PATH.
     let ddapm_dir = e2e::ensure_ddapm_test_agent()?;
+    e2e::ensure_chromium()?;
     let path = std::env::join_paths(
         std::iter::once(ddapm_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )?;
@@ -278,6 +281,7 @@ fn test() -> Result<()> {
         cmd.env("VIGIL_REQUIRE_PROMTOOL", "1")
             .env("VIGIL_REQUIRE_POSTGRES", "1")
             .env("VIGIL_REQUIRE_DDAPM", "1")
+            .env("VIGIL_REQUIRE_CHROMIUM", "1")
             .env("PATH", path.clone())
     };
     if Cmd::cargo("test").args(["nextest", "--version"]).succeeds() {

@@ -1,7 +1,11 @@
 //! `cargo xtask e2e`: runs the quickstart example, scrapes its `/metrics` endpoint, lints the
 //! output with `promtool` and checks its JSON log lines; then runs the `realtime_server` example
-//! under real HTTP and WebSocket traffic and checks its metrics and logs exactly (see [`realtime`]).
+//! under real HTTP and WebSocket traffic and checks its metrics and logs exactly (see [`realtime`]);
+//! then proves the generated dashboards and alert rules against a real Prometheus scraping
+//! `realtime_server` (see [`dashboards`]).
 
+mod dashboards;
+mod fake_datadog;
 mod realtime;
 
 use std::env;
@@ -42,7 +46,8 @@ const REQUIRED_LABELS: [(&str, &str); 2] = [("service", "quickstart"), ("environ
 pub fn run() -> Result<()> {
     let promtool = ensure_promtool()?;
     quickstart(&promtool)?;
-    realtime::run(&promtool)
+    realtime::run(&promtool)?;
+    dashboards::run(&promtool)
 }
 
 /// The quickstart stage.
@@ -138,31 +143,64 @@ fn check_running_app(app: &mut App, port: u16, promtool: &Path, out_dir: &Path) 
 
 /// Finds `promtool`, installing the Debian package `prometheus` when running as root.
 pub(crate) fn ensure_promtool() -> Result<PathBuf> {
-    if let Some(path) = find_on_path("promtool") {
+    ensure_prometheus_package("promtool")
+}
+
+/// Finds `binary` (`promtool` or `prometheus`), installing the Debian package `prometheus`,
+/// which has both, when it is missing and xtask runs as root.
+pub(crate) fn ensure_prometheus_package(binary: &str) -> Result<PathBuf> {
+    if let Some(path) = find_on_path(binary) {
         return Ok(path);
     }
     if !is_root() {
         bail!(
-            "promtool is not on PATH and xtask is not running as root, so it cannot install it; \
+            "{binary} is not on PATH and xtask is not running as root, so it cannot install it; \
              install the Debian package `prometheus` (apt-get install prometheus)"
         );
     }
-    eprintln!("promtool is not on PATH: installing the Debian package `prometheus`");
-    let installed = Cmd::new("e2e: install promtool", "apt-get")
+    eprintln!("{binary} is not on PATH: installing the Debian package `prometheus`");
+    let step = format!("e2e: install {binary}");
+    let installed = Cmd::new(step.clone(), "apt-get").arg("update").run().and_then(|()| {
+        Cmd::new(step, "apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "prometheus"])
+            .run()
+    });
+    match (installed, find_on_path(binary)) {
+        (Ok(()), Some(path)) => Ok(path),
+        (Ok(()), None) => bail!(
+            "{binary} could not be installed: `apt-get install prometheus` succeeded but {binary} is still not on PATH"
+        ),
+        (Err(err), _) => Err(err.context(format!("{binary} could not be installed"))),
+    }
+}
+
+/// Makes sure headless Chromium is installed (the live dashboard's browser test loads the page
+/// in it), installing Debian's `chromium` when missing and running as root.
+pub(crate) fn ensure_chromium() -> Result<PathBuf> {
+    if let Some(path) = find_on_path("chromium").or_else(|| find_on_path("chromium-browser")) {
+        return Ok(path);
+    }
+    if !is_root() {
+        bail!(
+            "chromium is not on PATH and xtask is not running as root, so it cannot install it; \
+             install the Debian package `chromium` (the dashboard's browser test needs it)"
+        );
+    }
+    eprintln!("chromium is not on PATH: installing the Debian package `chromium` for the dashboard's browser test");
+    let installed = Cmd::new("test: install chromium", "apt-get")
         .arg("update")
         .run()
         .and_then(|()| {
-            Cmd::new("e2e: install promtool", "apt-get")
+            Cmd::new("test: install chromium", "apt-get")
                 .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "prometheus"])
+                .args(["install", "-y", "chromium"])
                 .run()
         });
-    match (installed, find_on_path("promtool")) {
+    match (installed, find_on_path("chromium")) {
         (Ok(()), Some(path)) => Ok(path),
-        (Ok(()), None) => bail!(
-            "promtool could not be installed: `apt-get install prometheus` succeeded but promtool is still not on PATH"
-        ),
-        (Err(err), _) => Err(err.context("promtool could not be installed")),
+        (Ok(()), None) => bail!("`apt-get install chromium` succeeded but chromium is still not on PATH"),
+        (Err(err), _) => Err(err.context("chromium could not be installed (apt-get install chromium)")),
     }
 }
 

@@ -79,6 +79,134 @@ impl Value {
         }
         duplicates
     }
+
+    /// The items, if this is an array.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// A string value.
+    pub fn str(text: impl Into<String>) -> Self {
+        Value::String(text.into())
+    }
+
+    /// A number value, written the shortest way that reads back as the same `f64`.
+    ///
+    /// # Panics
+    ///
+    /// When `number` is NaN or infinite, which JSON cannot hold (a bug in the caller).
+    pub fn num(number: f64) -> Self {
+        assert!(number.is_finite(), "JSON numbers are finite, got {number}");
+        // `-0.0` prints as `-0`, which is valid JSON; Rust never uses an exponent here.
+        Value::Number(format!("{number}"))
+    }
+
+    /// An integer value.
+    pub fn int(number: i64) -> Self {
+        Value::Number(number.to_string())
+    }
+
+    /// An object with these members, in order.
+    pub fn obj<K: Into<String>>(members: impl IntoIterator<Item = (K, Value)>) -> Self {
+        Value::Object(members.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// An array of these items.
+    pub fn arr(items: impl IntoIterator<Item = Value>) -> Self {
+        Value::Array(items.into_iter().collect())
+    }
+
+    /// The value as JSON text, indented by two spaces per level (`serde_json`'s pretty style),
+    /// without a trailing newline.
+    pub fn to_pretty(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, Some(0));
+        out
+    }
+
+    /// The value as JSON text on one line, without any whitespace.
+    pub fn to_compact(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, None);
+        out
+    }
+
+    /// Writes the value; `indent` is the current level when pretty-printing, `None` for compact.
+    fn write(&self, out: &mut String, indent: Option<usize>) {
+        let newline = |out: &mut String, level: usize| {
+            out.push('\n');
+            for _ in 0..level {
+                out.push_str("  ");
+            }
+        };
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(text) => out.push_str(text),
+            Value::String(text) => write_string(out, text),
+            Value::Array(items) if items.is_empty() => out.push_str("[]"),
+            Value::Object(members) if members.is_empty() => out.push_str("{}"),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    if let Some(level) = indent {
+                        newline(out, level + 1);
+                    }
+                    item.write(out, indent.map(|l| l + 1));
+                }
+                if let Some(level) = indent {
+                    newline(out, level);
+                }
+                out.push(']');
+            }
+            Value::Object(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    if let Some(level) = indent {
+                        newline(out, level + 1);
+                    }
+                    write_string(out, key);
+                    out.push(':');
+                    if indent.is_some() {
+                        out.push(' ');
+                    }
+                    value.write(out, indent.map(|l| l + 1));
+                }
+                if let Some(level) = indent {
+                    newline(out, level);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// Writes `text` as a JSON string: quotes, backslashes and control characters escaped.
+fn write_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = fmt::Write::write_fmt(out, format_args!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Why a text is not JSON, and where.
@@ -533,6 +661,49 @@ mod tests {
         let err = parse(r#"{"a": tru}"#).unwrap_err();
         assert_eq!(err.offset, 6);
         assert!(err.to_string().contains("byte 6"), "{err}");
+    }
+
+    #[test]
+    fn writing_round_trips() {
+        let value = Value::obj([
+            (
+                "text",
+                Value::str("quote \" backslash \\ newline \n tab \t bell \u{7} ü"),
+            ),
+            (
+                "numbers",
+                Value::arr([Value::num(0.5), Value::num(1_073_741_824.0), Value::int(-3)]),
+            ),
+            ("empty", Value::obj::<&str>([])),
+            ("none", Value::arr([])),
+            ("flags", Value::arr([Value::Bool(true), Value::Null])),
+        ]);
+        let pretty = value.to_pretty();
+        assert_eq!(parse(&pretty).unwrap(), value);
+        assert_eq!(parse(&value.to_compact()).unwrap(), value);
+        assert!(
+            pretty.contains("\n  \"numbers\": [\n    0.5,\n    1073741824,\n    -3\n  ],"),
+            "{pretty}"
+        );
+        assert!(
+            pretty.contains("\"empty\": {}") && pretty.contains("\"none\": []"),
+            "{pretty}"
+        );
+        assert!(pretty.contains(r"bell \u0007 ü"), "{pretty}");
+        assert_eq!(
+            Value::obj([("a", Value::arr([Value::int(1)]))]).to_compact(),
+            r#"{"a":[1]}"#
+        );
+        assert_eq!(
+            value.get("numbers").and_then(Value::as_array).map(<[Value]>::len),
+            Some(3)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "finite")]
+    fn no_nan_numbers() {
+        let _ = Value::num(f64::NAN);
     }
 
     #[test]

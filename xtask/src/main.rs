@@ -1,11 +1,15 @@
-//! Project automation for Vigil, in the style of rust-analyzer's xtask: plain Rust, no dependencies
-//! beyond `anyhow` and std.
+//! Project automation for Vigil, in the style of rust-analyzer's xtask: plain Rust, few
+//! dependencies (`anyhow`; `vigil-core` and `metrics` for the metric catalogue the dashboards are
+//! generated from; `ureq` with rustls for the Grafana, Datadog and Prometheus HTTP APIs).
 //!
 //! Run it through the cargo alias in `.cargo/config.toml`:
 //!
 //! ```text
 //! cargo xtask ci [--skip <step>]...   everything CI checks, in order, failing fast
-//! cargo xtask e2e                     end-to-end check of the quickstart and realtime_server examples
+//! cargo xtask e2e                     end-to-end check of the examples, and of the dashboards and
+//!                                     alert rules against a real Prometheus
+//! cargo xtask dashboards [...]        generate the dashboards and alerts from the metric catalogue
+//! cargo xtask dashboards publish ...  upload them to Grafana and/or Datadog
 //! cargo xtask bench                   criterion benches and a markdown report
 //! cargo xtask help                    usage
 //! ```
@@ -13,7 +17,9 @@
 mod bench;
 mod ci;
 mod cmd;
+mod dashboards;
 mod e2e;
+mod http;
 mod json;
 mod wrk;
 mod ws;
@@ -25,25 +31,35 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 /// The usage text printed by `cargo xtask help` and on a bad invocation.
+fn usage() -> String {
+    USAGE.replace("{DASHBOARDS}", &dashboards::usage())
+}
+
+/// The usage text, with `{DASHBOARDS}` standing for the dashboards command's part.
 const USAGE: &str = "\
 Usage: cargo xtask <command> [options]
 
 Commands:
   ci [--skip <step>]...  run every CI check in order, failing fast:
-                           fmt       cargo fmt --all -- --check
-                           clippy    cargo clippy --workspace --all-targets --all-features -- -D warnings
-                           features  cargo check -p vigil --no-default-features [--features <f>]
-                                     for every feature of crates/vigil (each alone) and for none
-                           test      cargo nextest run (or cargo test) --workspace --all-features,
-                                     then the doctests
-                           doc       cargo doc --workspace --all-features --no-deps (RUSTDOCFLAGS=-D warnings)
-                           deny      cargo deny check licenses bans sources
-                           e2e       cargo xtask e2e
+                           fmt        cargo fmt --all -- --check
+                           dashboards cargo xtask dashboards --check: the generated dashboards
+                                      and alerts match the metric catalogue
+                           clippy     cargo clippy --workspace --all-targets --all-features -- -D warnings
+                           features   cargo check -p vigil --no-default-features [--features <f>]
+                                      for every feature of crates/vigil (each alone) and for none
+                           test       cargo nextest run (or cargo test) --workspace --all-features,
+                                      then the doctests
+                           doc        cargo doc --workspace --all-features --no-deps (RUSTDOCFLAGS=-D warnings)
+                           deny       cargo deny check licenses bans sources
+                           e2e        cargo xtask e2e
                          --skip <step> (repeatable) skips a step, for local iteration only
   e2e                    build and run the quickstart example, scrape and lint its /metrics with
                          promtool, and check its JSON log lines; then run the realtime_server
-                         example under HTTP and WebSocket traffic and check its metrics and logs
-  bench [criterion|wrk]  run the criterion benches (metrics facade, console logger) and the wrk
+                         example under HTTP and WebSocket traffic and check its metrics and logs;
+                         then prove the dashboards and alert rules: promtool check/test rules, and
+                         a real Prometheus scraping realtime_server under mixed traffic answers
+                         every panel, variable and rule query with data
+{DASHBOARDS}  bench [criterion|wrk]  run the criterion benches (metrics facade, console logger) and the wrk
                          run (hello-world axum: bare, Vigil's layer, axum-prometheus), and write
                          a markdown comparison with the peers to target/bench-report.md
   help                   print this text
@@ -66,7 +82,7 @@ fn run() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match command.as_deref() {
         None | Some("help" | "--help" | "-h") => {
-            print!("{USAGE}");
+            print!("{}", usage());
             Ok(())
         }
         Some("ci") => ci::run(&rest),
@@ -75,8 +91,9 @@ fn run() -> Result<()> {
             e2e::run()
         }
         Some("bench") => bench::run(&rest),
+        Some("dashboards") => dashboards::run(&rest),
         Some(other) => {
-            eprint!("{USAGE}");
+            eprint!("{}", usage());
             bail!("unknown command `{other}`")
         }
     }
@@ -87,7 +104,7 @@ fn no_extra_args(command: &str, rest: &[String]) -> Result<()> {
     if rest.is_empty() {
         Ok(())
     } else {
-        eprint!("{USAGE}");
+        eprint!("{}", usage());
         bail!("`cargo xtask {command}` takes no arguments, got: {}", rest.join(" "))
     }
 }

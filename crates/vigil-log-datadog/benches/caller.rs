@@ -82,7 +82,7 @@ fn run(c: &mut Criterion, name: &str, backends: Vec<Arc<dyn LogBackend>>) {
     }
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
-        c.benchmark_group("log_event_3_fields")
+        c.benchmark_group("datadog_caller_log_event")
             .bench_function(name, |b| b.iter(event));
     });
 }
