@@ -22,7 +22,10 @@ use std::time::Duration;
 use common::{Running, free_port, wait_listening};
 use serde_json::{Value, json};
 
-const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/realtime_server_post_comment.json");
+const SNAPSHOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/snapshots/realtime_server_post_comment.json"
+);
 const ROUTE: &str = "/api/videos/{video_id}/comments";
 const REQUEST_ID: &str = "req-datadog-e2e-1";
 
@@ -41,7 +44,10 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -136,7 +142,10 @@ fn one_request_is_one_trace_and_its_logs_carry_the_trace_ids() {
         assert!(tags.split(',').any(|t| t == tag), "{tags}");
     }
     assert_eq!(created["dd.trace_id"], trace_id.to_string(), "{created:#}");
-    let span_ids: Vec<String> = trace.iter().map(|s| s["span_id"].as_u64().unwrap().to_string()).collect();
+    let span_ids: Vec<String> = trace
+        .iter()
+        .map(|s| s["span_id"].as_u64().unwrap().to_string())
+        .collect();
     assert!(
         span_ids.contains(&created["dd.span_id"].as_str().unwrap().to_owned()),
         "the log's span is in the trace: {created:#}"
