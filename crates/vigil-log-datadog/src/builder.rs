@@ -20,6 +20,9 @@ const MAX_TAGS: usize = 100;
 const MAX_SOURCE_CHARS: usize = 100;
 /// The smallest byte bound accepted for the queue.
 const MIN_QUEUE_BYTES: usize = 4096;
+/// The longest duration accepted for any setting: far beyond any sensible value, and far from
+/// the overflow of `Instant + Duration` (which panics).
+const MAX_DURATION: Duration = Duration::from_hours(1);
 
 /// Configures a [`DatadogLogBackend`]; created by [`DatadogLogBackend::builder`].
 ///
@@ -111,7 +114,7 @@ impl DatadogLogBuilder {
         self
     }
 
-    /// How often queued entries are sent when no batch fills up (default 1 s).
+    /// How often queued entries are sent when no batch fills up (default 1 s, at most 1 hour).
     #[must_use]
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
@@ -119,7 +122,7 @@ impl DatadogLogBuilder {
     }
 
     /// The longest one request may take, connection included, before it is abandoned and
-    /// retried (default 10 s).
+    /// retried (default 10 s, at most 1 hour).
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -128,7 +131,7 @@ impl DatadogLogBuilder {
 
     /// The first wait before a retry and the longest one (default 200 ms and 30 s). Each
     /// retry of a batch doubles the wait, up to `max`; the actual wait is a random point
-    /// between half and all of it, and at least the intake's `Retry-After`.
+    /// between half and all of it, and at least the intake's `Retry-After`. Both at most 1 hour.
     #[must_use]
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff = (initial, max);
@@ -136,7 +139,7 @@ impl DatadogLogBuilder {
     }
 
     /// The longest [`LogBackend::flush`](vigil_core::LogBackend::flush) and dropping the
-    /// backend wait for delivery (default 5 s).
+    /// backend wait for delivery (default 5 s, at most 1 hour).
     #[must_use]
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
@@ -187,18 +190,25 @@ impl DatadogLogBuilder {
         if self.max_queue_bytes < MIN_QUEUE_BYTES {
             return Err(setting("max_queue_bytes", self.max_queue_bytes, "at least 4096 bytes"));
         }
-        if self.flush_interval.is_zero() {
+        if self.flush_interval.is_zero() || self.flush_interval > MAX_DURATION {
             return Err(setting_duration("flush_interval", self.flush_interval));
         }
-        if self.request_timeout.is_zero() {
+        if self.request_timeout.is_zero() || self.request_timeout > MAX_DURATION {
             return Err(setting_duration("request_timeout", self.request_timeout));
         }
         let (initial, max) = self.backoff;
-        if initial.is_zero() || max < initial {
+        if initial.is_zero() || max < initial || max > MAX_DURATION {
             return Err(Error::InvalidSetting {
                 name: "backoff",
                 value: format!("({initial:?}, {max:?})"),
-                expected: "an initial wait above zero and a maximum at least as long",
+                expected: "an initial wait above zero and a maximum at least as long, at most 1 hour",
+            });
+        }
+        if self.flush_timeout > MAX_DURATION {
+            return Err(Error::InvalidSetting {
+                name: "flush_timeout",
+                value: format!("{:?}", self.flush_timeout),
+                expected: "a duration of at most 1 hour",
             });
         }
 
@@ -243,7 +253,7 @@ fn setting_duration(name: &'static str, value: Duration) -> Error {
     Error::InvalidSetting {
         name,
         value: format!("{value:?}"),
-        expected: "a duration above zero",
+        expected: "a duration above zero and at most 1 hour",
     }
 }
 
@@ -414,6 +424,30 @@ mod tests {
         assert!(error(builder().flush_interval(Duration::ZERO)).contains("flush_interval=0ns"));
         assert!(error(builder().request_timeout(Duration::ZERO)).contains("request_timeout"));
         assert!(error(builder().backoff(Duration::from_secs(2), Duration::from_secs(1))).contains("backoff"));
+    }
+
+    #[test]
+    fn durations_that_would_overflow_an_instant_are_refused() {
+        // `Instant::now() + d` panics for these: on the sender thread (interval, backoff) or on
+        // the caller's (flush and drop wait `flush_timeout`).
+        assert_eq!(
+            error(builder().flush_interval(Duration::MAX)),
+            format!(
+                "invalid Datadog logs setting flush_interval={:?}: expected a duration above zero and at most 1 hour",
+                Duration::MAX
+            )
+        );
+        assert!(error(builder().request_timeout(Duration::MAX)).contains("request_timeout"));
+        assert!(error(builder().backoff(Duration::from_secs(1), Duration::MAX)).contains("backoff"));
+        assert!(error(builder().flush_timeout(Duration::MAX)).contains("flush_timeout"));
+        let ok = builder()
+            .url("http://127.0.0.1:9/api/v2/logs")
+            .flush_interval(Duration::from_hours(1))
+            .request_timeout(Duration::from_hours(1))
+            .backoff(Duration::from_secs(1), Duration::from_hours(1))
+            .flush_timeout(Duration::ZERO)
+            .build();
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

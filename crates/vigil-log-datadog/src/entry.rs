@@ -238,9 +238,14 @@ fn write_parts(out: &mut Vec<u8>, record: &Record<'_>, format: &EntryFormat, pla
                 write_key(out, name);
                 if let Value::Str(s) = value {
                     let room = end.saturating_sub(out.len());
-                    if room >= 2 {
-                        string(out, s, room);
+                    if room < 2 {
+                        // Not even the quotes fit: a key without a value would be invalid JSON
+                        // (and the intake would refuse the whole batch with a 400).
+                        out.truncate(field_start);
+                        full = true;
+                        return;
                     }
+                    string(out, s, room);
                 } else {
                     json_value(out, value);
                 }
@@ -534,6 +539,29 @@ mod tests {
             json.contains(r#""message":"short message""#),
             "the short message is kept whole"
         );
+    }
+
+    #[test]
+    fn a_cut_entry_is_valid_json_wherever_the_cut_falls() {
+        let r = resource();
+        let big = "y".repeat(1_200_000);
+        // Where the cut falls with an empty first field: the second one fills the room left.
+        let fields = [Field::new("a", ""), Field::new("b", big.as_str())];
+        let (json, cut) = render(&record(&r, "m", &fields), &format());
+        assert!(cut);
+        let room = json.split(r#""b":""#).nth(1).unwrap().split('"').next().unwrap().len();
+        // Grow the first field so that the second one's key ends 3 bytes before the cut ...
+        // 3 bytes after it: at 0 or 1 byte of room not even its quotes fit.
+        for pad in room - 3..=room + 3 {
+            let a = "x".repeat(pad);
+            let fields = [Field::new("a", a.as_str()), Field::new("b", big.as_str())];
+            let (json, cut) = render(&record(&r, "m", &fields), &format());
+            assert!(cut);
+            assert!(json.len() <= MAX_ENTRY_BYTES);
+            if let Err(error) = serde_json::from_str::<serde_json::Value>(&json) {
+                panic!("pad {pad}: {error}: ...{}", &json[json.len() - 120..]);
+            }
+        }
     }
 
     #[test]

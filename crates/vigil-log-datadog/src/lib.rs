@@ -213,6 +213,8 @@ impl DatadogLogBackend {
         if stopped {
             let _ = thread.join();
         }
+        // Nobody completes a flush from now on: flushes return at once.
+        self.shared.mark_sender_gone();
         // Records that raced with the shutdown, or that a stuck sender did not reach.
         self.shared.discard_queue();
         self.shared.publish_metrics();
@@ -221,13 +223,12 @@ impl DatadogLogBackend {
         ok
     }
 
-    /// Whether the sender thread is no longer running.
+    /// Whether the sender thread is no longer running (or `shutdown` gave up on it).
+    ///
+    /// Lock-free on purpose: a flush calls it while it holds its signal's lock, and
+    /// `shutdown` completes that signal while it holds the thread's handle.
     fn sender_gone(&self) -> bool {
-        self.handle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_none_or(JoinHandle::is_finished)
+        self.shared.sender_gone()
     }
 }
 

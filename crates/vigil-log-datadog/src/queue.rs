@@ -254,6 +254,10 @@ pub(crate) struct Shared {
     pub(crate) closed: AtomicBool,
     /// Set by `shutdown`: the sender drains, then exits; after `deadline` it gives up.
     stopping: AtomicBool,
+    /// Set when the sender thread has exited (however it ended) or `shutdown` has given up on
+    /// it: nobody will complete a flush any more. An atomic, so that a flush waiting for its
+    /// signal never needs a lock that `shutdown` holds while it completes that signal.
+    sender_gone: AtomicBool,
     deadline: Mutex<Option<Instant>>,
     pub(crate) sender: OnceLock<Thread>,
     published: Mutex<Published>,
@@ -272,6 +276,7 @@ impl Shared {
             wake_requested: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            sender_gone: AtomicBool::new(false),
             deadline: Mutex::new(None),
             sender: OnceLock::new(),
             published: Mutex::new(Published::default()),
@@ -413,6 +418,16 @@ impl Shared {
         *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) = Some(deadline);
         self.stopping.store(true, Ordering::SeqCst);
         self.wake();
+    }
+
+    /// Marks the sender as gone (see the field).
+    pub(crate) fn mark_sender_gone(&self) {
+        self.sender_gone.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the sender has exited or was given up on.
+    pub(crate) fn sender_gone(&self) -> bool {
+        self.sender_gone.load(Ordering::SeqCst)
     }
 
     pub(crate) fn stopping(&self) -> bool {

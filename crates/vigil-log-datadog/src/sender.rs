@@ -162,6 +162,14 @@ impl Sender {
 
     /// The thread's body.
     pub(crate) fn run(mut self) {
+        /// Marks the sender as gone however the thread ends, so that no flush waits in vain.
+        struct Gone(Arc<Shared>);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                self.0.mark_sender_gone();
+            }
+        }
+        let _gone = Gone(self.shared.clone());
         ON_SENDER_THREAD.with(|f| f.set(true));
         loop {
             // Wait for the interval, a full batch's worth of entries, a flush or a shutdown.

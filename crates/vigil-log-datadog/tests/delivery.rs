@@ -359,6 +359,40 @@ fn shutdown_gives_up_at_its_deadline_and_counts_what_it_dropped() {
 }
 
 #[test]
+fn a_flush_waiting_while_shutdown_gives_up_neither_deadlocks_nor_blocks_it() {
+    let intake = Intake::start();
+    intake.script([Reply::Hang]);
+    let datadog = Arc::new(
+        builder(&intake)
+            .request_timeout(Duration::from_mins(1))
+            .build()
+            .unwrap(),
+    );
+    log_n(&datadog, 1);
+    // The sender takes the entry and hangs in its request, so later flush markers stay queued.
+    assert!(!datadog.flush_until(Instant::now() + Duration::from_millis(1)));
+    assert!(intake.wait_for_requests(1, Duration::from_secs(30)));
+    let (flush_result_tx, flush_result) = std::sync::mpsc::channel();
+    let flusher = datadog.clone();
+    std::thread::spawn(move || flush_result_tx.send(flusher.flush_until(within(60))));
+    // Let the flush queue its marker and wait for it (it looks at the sender every 50 ms).
+    std::thread::sleep(Duration::from_millis(200));
+    // The shutdown gives up on the stuck sender and discards the queue, flush marker included.
+    let (shutdown_result_tx, shutdown_result) = std::sync::mpsc::channel();
+    let closer = datadog.clone();
+    std::thread::spawn(move || shutdown_result_tx.send(closer.shutdown(Instant::now() + Duration::from_millis(500))));
+    // Generous watchdogs: a deadlock never ends, a working shutdown takes about 0.7 s.
+    let outcome = shutdown_result.recv_timeout(Duration::from_secs(30));
+    assert_eq!(outcome, Ok(false), "the shutdown deadlocked with the waiting flush");
+    assert!(
+        flush_result.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "the flush never returned"
+    );
+    let stats = datadog.stats();
+    assert_eq!(stats.received(), 1);
+}
+
+#[test]
 fn plain_entries_stay_small_and_valid() {
     let intake = Intake::start();
     let datadog = builder(&intake).build().unwrap();

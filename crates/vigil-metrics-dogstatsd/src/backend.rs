@@ -28,6 +28,9 @@ pub const DEFAULT_PORT: u16 = 8125;
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 /// The shortest flush interval accepted (a shorter one would keep the forwarder thread busy).
 pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest flush interval accepted: the exporter's forwarder computes `Instant::now() +
+/// interval` and its thread panics when that overflows, after which nothing is sent.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_hours(1);
 /// How long one send may block the forwarder thread by default (Unix sockets; a UDP send does
 /// not block).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -201,7 +204,7 @@ impl DogStatsdBackendBuilder {
         self
     }
 
-    /// How often aggregated metrics are sent (default 2 s, at least 10 ms). Within an interval,
+    /// How often aggregated metrics are sent (default 2 s, 10 ms to 1 hour). Within an interval,
     /// counter increments are summed, a gauge keeps its last value, and histogram values are
     /// sent together in multi-value lines.
     #[must_use]
@@ -311,7 +314,7 @@ impl DogStatsdBackendBuilder {
                 max: max_allowed,
             });
         }
-        if self.flush_interval < MIN_FLUSH_INTERVAL {
+        if !(MIN_FLUSH_INTERVAL..=MAX_FLUSH_INTERVAL).contains(&self.flush_interval) {
             return Err(DogStatsdError::InvalidFlushInterval(self.flush_interval));
         }
         if self.write_timeout.is_zero() {
@@ -591,8 +594,9 @@ pub enum FlushOutcome {
 /// - waits for delivery on [`flush`](Self::flush), and reports send failures in
 ///   [`stats`](Self::stats), using the exporter's telemetry.
 ///
-/// Recording never does I/O and never blocks on the network: a counter update is two atomic
-/// operations on the exporter's storage; gauges and histograms add one finiteness check.
+/// Recording never does I/O and never blocks on the network: a counter update is three atomic
+/// operations on the exporter's storage (a store and two adds); gauges and histograms add one
+/// finiteness check.
 /// Registering a metric (every `counter!`/`gauge!`/`histogram!` call) scans the name and tags for
 /// reserved characters, looks the series up in the limit's sharded set and then in the
 /// exporter's sharded registry (read locks, no global lock), and for gauges and histograms
@@ -988,6 +992,24 @@ mod tests {
             resolve(Destination::Url("tcp://127.0.0.1:8125".into())),
             Err(DogStatsdError::InvalidUrl { .. })
         ));
+    }
+
+    #[test]
+    fn a_flush_interval_that_would_overflow_an_instant_is_refused() {
+        // Accepted, it would panic the exporter's forwarder thread: nothing would be sent.
+        let error = DogStatsdBackend::builder()
+            .udp("127.0.0.1", 9)
+            .flush_interval(Duration::MAX)
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, DogStatsdError::InvalidFlushInterval(d) if d == Duration::MAX));
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid DogStatsD flush interval {:?}: expected 10ms to 1h",
+                Duration::MAX
+            )
+        );
     }
 
     #[test]

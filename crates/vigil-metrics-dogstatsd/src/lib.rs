@@ -115,7 +115,7 @@ use std::time::Duration;
 pub use backend::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_HOST, DEFAULT_MAX_PAYLOAD_LEN_UDP, DEFAULT_MAX_PAYLOAD_LEN_UNIX, DEFAULT_PORT,
     DEFAULT_WRITE_TIMEOUT, DogStatsdBackend, DogStatsdBackendBuilder, DogStatsdStats, FLUSH_SLACK, FlushOutcome,
-    MAX_MAX_PAYLOAD_LEN_UDP, MAX_MAX_PAYLOAD_LEN_UNIX, MIN_FLUSH_INTERVAL, MIN_HISTOGRAM_RESERVOIR,
+    MAX_FLUSH_INTERVAL, MAX_MAX_PAYLOAD_LEN_UDP, MAX_MAX_PAYLOAD_LEN_UNIX, MIN_FLUSH_INTERVAL, MIN_HISTOGRAM_RESERVOIR,
     MIN_MAX_PAYLOAD_LEN,
 };
 pub use limit::{DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_TAG_VALUE, TOO_MANY_METRICS};
@@ -187,8 +187,9 @@ pub enum DogStatsdError {
         /// The largest accepted for the transport.
         max: usize,
     },
-    /// A flush interval shorter than [`MIN_FLUSH_INTERVAL`].
-    #[error("invalid DogStatsD flush interval {0:?}: expected at least 10ms")]
+    /// A flush interval shorter than [`MIN_FLUSH_INTERVAL`] or longer than
+    /// [`MAX_FLUSH_INTERVAL`].
+    #[error("invalid DogStatsD flush interval {0:?}: expected 10ms to 1h")]
     InvalidFlushInterval(Duration),
     /// A write timeout of zero.
     #[error("invalid DogStatsD write timeout: expected more than zero")]

@@ -21,6 +21,9 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Spans kept per trace; more are dropped and counted.
 pub const DEFAULT_MAX_TRACE_SPANS: usize = 10_000;
+/// The longest duration accepted for any setting: far beyond any sensible value, and far from
+/// the overflow of `Instant + Duration` (which panics, here on the sender thread).
+const MAX_DURATION: Duration = Duration::from_hours(1);
 
 /// Configures a [`DatadogTraceLayer`] and starts its [`TraceSender`].
 ///
@@ -82,8 +85,8 @@ impl DatadogTraceLayerBuilder {
         self
     }
 
-    /// How often queued traces are sent (default 1 s). The queue is also sent as soon as it
-    /// is half full.
+    /// How often queued traces are sent (default 1 s, at most 1 hour). The queue is also sent
+    /// as soon as it is half full.
     #[must_use]
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
@@ -106,14 +109,14 @@ impl DatadogTraceLayerBuilder {
         self
     }
 
-    /// How long connecting to the agent may take (default 2 s).
+    /// How long connecting to the agent may take (default 2 s, at most 1 hour).
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// How long one request to the agent may take in all (default 10 s).
+    /// How long one request to the agent may take in all (default 10 s, at most 1 hour).
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -121,7 +124,8 @@ impl DatadogTraceLayerBuilder {
     }
 
     /// The wait before the first retry, doubled for each next one up to `max` (defaults
-    /// 100 ms and 5 s). Each wait is chosen at random in its upper half (jitter).
+    /// 100 ms and 5 s; at most 1 hour). Each wait is chosen at random in its upper half
+    /// (jitter).
     #[must_use]
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry.initial_backoff = initial;
@@ -157,8 +161,8 @@ impl DatadogTraceLayerBuilder {
     ///
     /// # Errors
     ///
-    /// A bad agent host or port, a zero interval, capacity, cap or timeout, a maximum backoff
-    /// below the initial one, or a thread that cannot be started.
+    /// A bad agent host or port, a zero interval, capacity, cap or timeout, a duration over
+    /// 1 hour, a maximum backoff below the initial one, or a thread that cannot be started.
     pub fn build(self) -> Result<DatadogTraceLayer, Error> {
         let host = agent_host(&self.agent_host)?;
         if self.agent_port == 0 {
@@ -181,6 +185,19 @@ impl DatadogTraceLayerBuilder {
         positive(!self.request_timeout.is_zero(), "request_timeout")?;
         positive(!self.retry.initial_backoff.is_zero(), "retry_backoff")?;
         positive(self.max_statement_len > 0, "max_statement_len")?;
+        for (duration, setting) in [
+            (self.flush_interval, "flush_interval"),
+            (self.connect_timeout, "connect_timeout"),
+            (self.request_timeout, "request_timeout"),
+            (self.retry.max_backoff, "retry_backoff"),
+        ] {
+            if duration > MAX_DURATION {
+                return Err(Error::InvalidSetting {
+                    setting,
+                    expected: "expected a duration of at most 1 hour",
+                });
+            }
+        }
         if self.retry.max_backoff < self.retry.initial_backoff {
             return Err(Error::InvalidSetting {
                 setting: "retry_backoff",
@@ -273,5 +290,32 @@ mod tests {
                 .is_err()
         );
         assert!(b().flush_interval(Duration::ZERO).build().is_err());
+    }
+
+    #[test]
+    fn durations_that_would_overflow_an_instant_are_refused() {
+        // `Instant::now() + d` (and `backoff * 2`) panic for these on the sender thread, which
+        // would then drop every trace.
+        let b = || DatadogTraceLayerBuilder::new(Resource::new("s", "e"));
+        assert_eq!(
+            b().flush_interval(Duration::MAX).build().unwrap_err().to_string(),
+            "trace setting flush_interval: expected a duration of at most 1 hour"
+        );
+        let setting = |r: Result<DatadogTraceLayer, Error>| match r {
+            Err(Error::InvalidSetting { setting, .. }) => setting,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(setting(b().connect_timeout(Duration::MAX).build()), "connect_timeout");
+        assert_eq!(setting(b().request_timeout(Duration::MAX).build()), "request_timeout");
+        assert_eq!(
+            setting(b().retry_backoff(Duration::from_secs(1), Duration::MAX).build()),
+            "retry_backoff"
+        );
+        let layer = b()
+            .flush_interval(Duration::from_hours(1))
+            .retry_backoff(Duration::from_secs(1), Duration::from_hours(1))
+            .build()
+            .unwrap();
+        layer.sender().shutdown(std::time::Instant::now());
     }
 }

@@ -69,9 +69,10 @@ struct Entry {
     value: Value,
 }
 
-/// The field values of one span or event. Text lives in one growing string (a value
-/// recorded again replaces the entry; its old text stays until the span ends), so a span
-/// with any number of text fields costs one allocation, and one with only numbers none.
+/// The field values of one span or event. Text lives in one string (a value recorded again
+/// replaces the entry and its old text is removed, so a long-lived span that records a field
+/// again and again keeps only the latest value), so a span with any number of text fields
+/// costs one allocation, and one with only numbers none.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Fields {
     text: String,
@@ -112,13 +113,31 @@ impl Fields {
         }
     }
 
-    /// Sets field `name` to a number or boolean.
-    pub(crate) fn set(&mut self, name: &'static str, value: Value) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.name == name) {
-            e.value = value;
-        } else {
+    /// Sets field `name` to `value` (a number, a boolean, or text already in the arena). The
+    /// text of the value it replaces is removed from the arena.
+    pub(crate) fn set(&mut self, name: &'static str, mut value: Value) {
+        let Some(i) = self.entries.iter().position(|e| e.name == name) else {
             self.entries.push(Entry { name, value });
+            return;
+        };
+        if let Value::Text { start, end } = self.entries[i].value
+            && end > start
+        {
+            // Ranges never overlap: every range at or after the removed one moves down.
+            self.text.replace_range(start as usize..end as usize, "");
+            let len = end - start;
+            let shift = |v: &mut Value| {
+                if let Value::Text { start: s, end: e } = v
+                    && *s >= end
+                {
+                    *s -= len;
+                    *e -= len;
+                }
+            };
+            self.entries.iter_mut().for_each(|e| shift(&mut e.value));
+            shift(&mut value);
         }
+        self.entries[i].value = value;
     }
 
     /// Sets field `name` to `text` (cut to [`MAX_TEXT_VALUE`] bytes).
@@ -235,6 +254,33 @@ mod tests {
         assert_eq!(names, ["route", "status", "debug"]);
         f.set_str_if_absent("route", "/c");
         assert_eq!(f.text("route"), Some("/b"));
+    }
+
+    #[test]
+    fn recording_a_field_again_does_not_grow_the_span() {
+        let mut f = Fields::default();
+        f.set_str("first", "kept");
+        let long = "x".repeat(1000);
+        for i in 0..10_000u64 {
+            f.set_str("status", &format!("{i} {long}"));
+            f.set_fmt("debug", |t| write!(t, "{i:?}"));
+            f.set_str("between", "b");
+            f.set("number", Value::U64(i));
+        }
+        // Text replaced by a number gives its room back too.
+        f.set_str("gone", &long);
+        f.set("gone", Value::Bool(true));
+        assert_eq!(f.text("first"), Some("kept"));
+        assert_eq!(f.text("status"), Some(format!("9999 {long}").as_str()));
+        assert_eq!(f.text("debug"), Some("9999"));
+        assert_eq!(f.text("between"), Some("b"));
+        assert_eq!(f.get("number"), Some(FieldRef::U64(9999)));
+        assert_eq!(f.get("gone"), Some(FieldRef::Bool(true)));
+        assert_eq!(
+            f.text.len(),
+            "kept".len() + 1005 + 4 + 1,
+            "only the live values are kept"
+        );
     }
 
     #[test]

@@ -369,6 +369,11 @@ where
             return;
         }
         let Some(span) = ctx.event_span(event) else { return };
+        // Read the event before taking the span's extensions: recording runs the values' own
+        // `Debug`/`Display` code, which may log, and another layer handling that event reads
+        // the same span's extensions (a re-entrant lock: a deadlock).
+        let mut found = ErrorFields::default();
+        event.record(&mut found);
         let mut ext = span.extensions_mut();
         let Some(state) = ext.get_mut::<SpanState>() else {
             return;
@@ -377,8 +382,6 @@ where
         if state.fields.get("error.message").is_some() {
             return;
         }
-        let mut found = ErrorFields::default();
-        event.record(&mut found);
         let message = found
             .message
             .as_deref()
