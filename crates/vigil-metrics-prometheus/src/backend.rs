@@ -1,22 +1,20 @@
-//! The recorder: metrics-exporter-prometheus behind Vigil's naming rules, unit conversion and
-//! per-metric cardinality limit.
+//! The recorder: Vigil's naming rules, unit conversion and cardinality limits in front of its
+//! own storage (see `registry`), and the render of that storage on `/metrics`.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use metrics::{
-    Counter, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
-};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::formatting::sanitize_metric_name;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use vigil_core::catalogue;
 
 use crate::PrometheusError;
+use crate::cells::Scale;
+use crate::registry::{Buckets, Family, GlobalLabels, Kind, OVERFLOW, Registered, SeriesHandle};
 
 /// The label value every label of an overflow series carries.
-pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+pub const OVERFLOW_LABEL_VALUE: &str = OVERFLOW;
 /// The `metric` label of the overflow counter when the number of metric names hits its limit.
 pub const TOO_MANY_METRICS: &str = "__too_many_metrics__";
 
@@ -100,45 +98,33 @@ impl PrometheusBackendBuilder {
     ///
     /// # Errors
     ///
-    /// When the exporter rejects the configuration.
+    /// None today: the configuration is checked as it is given (see
+    /// [`buckets`](Self::buckets)). The `Result` stays for checks that need the whole
+    /// configuration.
     pub fn build(self) -> Result<PrometheusBackend, PrometheusError> {
-        let mut builder = PrometheusBuilder::new()
-            .with_recommended_naming(true)
-            .set_buckets(&self.buckets)
-            .map_err(|e| PrometheusError::Exporter(e.to_string()))?
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &duration_buckets_seconds())
-            .map_err(|e| PrometheusError::Exporter(e.to_string()))?
-            .set_buckets_for_metric(Matcher::Suffix("_bytes".to_owned()), SIZE_BUCKETS_BYTES)
-            .map_err(|e| PrometheusError::Exporter(e.to_string()))?;
-        for (k, v) in &self.global_labels {
-            builder = builder.add_global_label(k, v);
-        }
-        // Catalogue histograms with buckets of their own (long-lived connections), in base units.
+        // Catalogue histograms with buckets of their own (long-lived connections), by exported
+        // name, in their recorded unit.
+        let mut catalogue_buckets = HashMap::new();
         for def in catalogue::ALL {
             if let (catalogue::MetricKind::Histogram, Some(buckets)) = (def.kind, def.buckets) {
-                let (state, _) = PrometheusBackend::new_state(def.name, Kind::Histogram, def.unit);
-                let scale = state.scale.unwrap_or(1.0);
-                let scaled: Vec<f64> = buckets.iter().map(|b| b * scale).collect();
-                builder = builder
-                    .set_buckets_for_metric(Matcher::Full(state.export_name.as_str().to_owned()), &scaled)
-                    .map_err(|e| PrometheusError::Exporter(e.to_string()))?;
+                let naming = Naming::of(def.name, Kind::Histogram, def.unit);
+                catalogue_buckets.insert(naming.name, (naming.scale, buckets.to_vec()));
             }
         }
-        let recorder = builder.build_recorder();
-        let handle = recorder.handle();
         let backend = PrometheusBackend {
             inner: Arc::new(Inner {
-                recorder,
-                handle,
-                names: RwLock::new(HashMap::new()),
+                names: RwLock::new(Names::default()),
+                globals: GlobalLabels::new(&self.global_labels),
                 max_series_per_metric: self.max_series_per_metric,
                 max_metric_names: self.max_metric_names,
                 names_full_warned: AtomicBool::new(false),
-                hasher: foldhash::fast::FixedState::default(),
+                buckets: self.buckets,
+                catalogue_buckets,
+                last_render_len: AtomicUsize::new(0),
             }),
         };
         for def in catalogue::ALL {
-            backend.describe(def.name, def.kind.into(), def.unit, def.help.into());
+            backend.describe(def.name, def.kind.into(), def.unit, def.help);
         }
         Ok(backend)
     }
@@ -150,46 +136,22 @@ pub fn duration_buckets_seconds() -> Vec<f64> {
     catalogue::DURATION_BUCKETS_MS.iter().map(|ms| ms / 1000.0).collect()
 }
 
-/// The name the exporter renders for `export` (it sanitizes the name, then adds the unit and,
-/// for counters, `_total` when missing), mirroring metrics-exporter-prometheus's formatting.
-fn rendered_name(export: &str, kind: Kind, exported_unit: Option<Unit>) -> String {
-    let mut name = sanitize_metric_name(export);
-    if kind == Kind::Counter {
-        // Only seconds and bytes survive `base_unit`; the name already ends in seconds.
-        if exported_unit == Some(Unit::Bytes) && !name.ends_with("bytes") {
-            name.push_str("_bytes");
-        }
-        if !name.ends_with("total") {
-            name.push_str("_total");
-        }
-    }
-    name
-}
-
 /// How a unit is exported: Prometheus wants base units (`promtool check metrics` rejects
 /// `_milliseconds`), so time is converted to seconds and sizes to bytes.
-fn base_unit(unit: Option<Unit>) -> (Option<Unit>, Option<f64>) {
+fn base_unit(unit: Option<Unit>) -> (Option<Unit>, Scale) {
     match unit {
-        Some(Unit::Seconds) => (Some(Unit::Seconds), None),
-        Some(Unit::Milliseconds) => (Some(Unit::Seconds), Some(1e-3)),
-        Some(Unit::Microseconds) => (Some(Unit::Seconds), Some(1e-6)),
-        Some(Unit::Nanoseconds) => (Some(Unit::Seconds), Some(1e-9)),
-        Some(Unit::Bytes) => (Some(Unit::Bytes), None),
-        Some(Unit::Kibibytes) => (Some(Unit::Bytes), Some(1024.0)),
-        Some(Unit::Mebibytes) => (Some(Unit::Bytes), Some(1024.0 * 1024.0)),
-        Some(Unit::Gibibytes) => (Some(Unit::Bytes), Some(1024.0 * 1024.0 * 1024.0)),
-        Some(Unit::Tebibytes) => (Some(Unit::Bytes), Some(1024.0 * 1024.0 * 1024.0 * 1024.0)),
+        Some(Unit::Seconds) => (Some(Unit::Seconds), Scale::One),
+        Some(Unit::Milliseconds) => (Some(Unit::Seconds), Scale::Div(1e3)),
+        Some(Unit::Microseconds) => (Some(Unit::Seconds), Scale::Div(1e6)),
+        Some(Unit::Nanoseconds) => (Some(Unit::Seconds), Scale::Div(1e9)),
+        Some(Unit::Bytes) => (Some(Unit::Bytes), Scale::One),
+        Some(Unit::Kibibytes) => (Some(Unit::Bytes), Scale::Mul(1024.0)),
+        Some(Unit::Mebibytes) => (Some(Unit::Bytes), Scale::Mul(1024.0 * 1024.0)),
+        Some(Unit::Gibibytes) => (Some(Unit::Bytes), Scale::Mul(1024.0 * 1024.0 * 1024.0)),
+        Some(Unit::Tebibytes) => (Some(Unit::Bytes), Scale::Mul(1024.0 * 1024.0 * 1024.0 * 1024.0)),
         // Counts need no suffix; rates and percentages have no Prometheus base unit.
-        _ => (None, None),
+        _ => (None, Scale::One),
     }
-}
-
-/// What kind of metric a name was registered or described as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
 }
 
 impl From<catalogue::MetricKind> for Kind {
@@ -202,34 +164,87 @@ impl From<catalogue::MetricKind> for Kind {
     }
 }
 
-/// Per metric name: how it is exported and which label sets it has.
-struct NameState {
-    /// The name handed to the exporter (which sanitizes it and adds `_total` / unit suffixes).
-    export_name: KeyName,
-    /// The name the exporter renders: `export_name` sanitized, with its suffixes.
-    rendered_name: String,
-    /// Multiplier from the recorded unit to the exported base unit, when they differ.
-    scale: Option<f64>,
-    /// Hashes of the label sets seen, up to the limit.
-    series: HashSet<u64>,
-    /// Whether the overflow warning was logged.
-    warned: bool,
+/// How a metric name is exported.
+struct Naming {
+    /// The exported name: sanitized, with its unit suffix and, for counters, `_total`.
+    name: String,
+    /// From the recorded unit to the exported base unit.
+    scale: Scale,
+}
+
+impl Naming {
+    fn of(name: &str, kind: Kind, unit: Option<Unit>) -> Self {
+        let (exported_unit, scale) = base_unit(unit);
+        // Counters hold integers: they keep their values and lose a non-base unit.
+        let (exported_unit, scale) = if kind == Kind::Counter && scale != Scale::One {
+            (None, Scale::One)
+        } else {
+            (exported_unit, scale)
+        };
+        let mut export = match kind {
+            Kind::Counter => name
+                .strip_suffix(".count")
+                .or_else(|| name.strip_suffix("_count"))
+                .filter(|s| !s.is_empty())
+                .unwrap_or(name)
+                .to_owned(),
+            Kind::Gauge | Kind::Histogram => name.to_owned(),
+        };
+        if exported_unit == Some(Unit::Seconds) && !export.ends_with("seconds") {
+            export.push_str("_seconds");
+        }
+        if exported_unit == Some(Unit::Bytes) && !export.ends_with("bytes") {
+            export.push_str("_bytes");
+        }
+        let mut name = sanitize_metric_name(&export);
+        if name.is_empty() {
+            name.push('_');
+        }
+        if kind == Kind::Counter && !name.ends_with("total") {
+            name.push_str("_total");
+        }
+        Naming { name, scale }
+    }
+}
+
+/// What a metric name resolves to.
+enum Target {
+    /// Exported as this family (shared with other names exported under the same name).
+    Family(Arc<Family>),
+    /// Not exported: its exported name is taken by a metric stored differently.
+    Conflict,
+}
+
+/// The registry of metric names.
+#[derive(Default)]
+struct Names {
+    /// Metric name as recorded → what it resolves to.
+    by_source: HashMap<Box<str>, Target, foldhash::fast::FixedState>,
+    /// Every line name in use (a histogram's `_bucket`, `_sum` and `_count` too) → its family.
+    by_line_name: HashMap<String, Arc<Family>, foldhash::fast::FixedState>,
+    /// The families in the order they were created: the render's order.
+    order: Vec<Arc<Family>>,
 }
 
 struct Inner {
-    recorder: PrometheusRecorder,
-    handle: PrometheusHandle,
-    names: RwLock<HashMap<String, NameState>>,
+    names: RwLock<Names>,
+    globals: GlobalLabels,
     max_series_per_metric: usize,
     max_metric_names: usize,
     names_full_warned: AtomicBool,
-    hasher: foldhash::fast::FixedState,
+    /// Bucket upper bounds of histograms with neither a time nor a size unit.
+    buckets: Vec<f64>,
+    /// Exported name → (scale, bounds in the recorded unit) of catalogue histograms with
+    /// buckets of their own.
+    catalogue_buckets: HashMap<String, (Scale, Vec<f64>)>,
+    /// The length of the last render, to size the next one's buffer.
+    last_render_len: AtomicUsize,
 }
 
-/// Vigil's Prometheus metrics backend: a [`metrics::Recorder`] built on
-/// metrics-exporter-prometheus, and the text it serves on `/metrics`.
+/// Vigil's Prometheus metrics backend: a [`metrics::Recorder`] with its own lock-free storage,
+/// and the text it serves on `/metrics`.
 ///
-/// On top of the exporter it:
+/// It:
 /// - follows Prometheus naming: counters end in `_total` (a trailing `.count` becomes
 ///   `_total`: `http.request.count` is `http_request_total`), invalid characters become `_`;
 /// - exports base units: a histogram described in milliseconds (the catalogue's durations) is
@@ -239,7 +254,19 @@ struct Inner {
 /// - gives every metric HELP text (a generic one when it was not described before first use);
 /// - limits label sets per metric: past the limit, new label sets fold into one overflow
 ///   series (all label values `__overflow__`), counted by `vigil_metrics_overflow_total` and
-///   logged once per metric, so memory stays bounded whatever label values arrive.
+///   logged once per metric, so memory stays bounded whatever label values arrive;
+/// - never writes an invalid exposition: two metric names exported under one name share its
+///   series when they store alike (same kind, unit and buckets); otherwise the later one is not
+///   exported (logged once, and each registration counted by `vigil_metrics_overflow_total`
+///   with its name), as is a name registered as another kind than it was first. A
+///   histogram's own `le` label is exported as `exported_le`.
+///
+/// Registering a series (the `metrics` macros, [`Recorder::register_counter`] and kin) takes
+/// the metric's lock; the returned handles update atomics with no lock and no allocation (a
+/// histogram record finds its bucket among the bounds, adds one to it and adds the value to
+/// the sum), so callers cache them, as Vigil's facade does. Values are kept in the unit they
+/// were recorded in and converted when rendered. Gauges and histograms ignore NaN and
+/// infinities.
 ///
 /// Cloning is cheap and shares the registry.
 ///
@@ -269,12 +296,16 @@ impl std::fmt::Debug for PrometheusBackend {
     }
 }
 
-/// The result of resolving a key against the limits.
-enum Resolved {
-    /// Export under this key (`None`: the key as given), scaling values by `scale`.
-    Export { key: Option<Key>, scale: Option<f64> },
-    /// Too many metric names: not exported.
-    Dropped,
+/// What a registration came to, acted on once the locks are released.
+enum Outcome {
+    Registered(Registered),
+    /// Not exported: a name conflict, or a kind other than the metric's.
+    Unexported {
+        /// The metric's kind, when this is the first registration as another kind.
+        first_kind_conflict: Option<Kind>,
+    },
+    /// Not exported: too many metric names.
+    TooManyNames,
 }
 
 impl PrometheusBackend {
@@ -283,18 +314,27 @@ impl PrometheusBackend {
         PrometheusBackendBuilder::default()
     }
 
-    /// Renders every series in the Prometheus text exposition format.
+    /// Renders every series in the Prometheus text exposition format: for each metric with at
+    /// least one series, in the order the metrics were first described or recorded, its HELP
+    /// and TYPE lines, then its series in the order they were registered.
+    ///
+    /// It takes each metric's lock for reading while it writes that metric, so it never
+    /// blocks an update; the values of one series are read one by one, so a render racing
+    /// with a histogram record may count it in the buckets but not yet in the sum.
     pub fn render(&self) -> String {
-        self.inner.handle.render()
-    }
-
-    /// Drains histogram buffers; the `/metrics` server calls it every few seconds.
-    pub fn run_upkeep(&self) {
-        self.inner.handle.run_upkeep();
+        let families = self.names_read().order.clone();
+        let hint = self.inner.last_render_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(hint + hint / 8 + 1024);
+        for family in &families {
+            family.render(self.inner.globals.text(), &mut out);
+        }
+        self.inner.last_render_len.store(out.len(), Ordering::Relaxed);
+        out
     }
 
     /// The name `name` is rendered under in the exposition text, once it was described or
-    /// recorded (`None` before that, or when it was not exported because of the name limit).
+    /// recorded (`None` before that, or when it was not exported because of the name limit
+    /// or a conflict).
     ///
     /// Counters get `_total` (`http.request.count` is `http_request_total`); time and size
     /// metrics get their base unit (`http.request.duration` is `http_request_duration_seconds`,
@@ -312,178 +352,189 @@ impl PrometheusBackend {
     /// assert_eq!(backend.exported_name("never.seen"), None);
     /// ```
     pub fn exported_name(&self, name: &str) -> Option<String> {
-        self.names_read().get(name).map(|s| s.rendered_name.clone())
+        self.family(name).map(|f| f.name.to_string())
     }
 
     /// The rendered name of `name` and the factor from its rendered values back to the
     /// recorded unit (1000 for a millisecond histogram exported in seconds).
     pub(crate) fn exported(&self, name: &str) -> Option<(String, f64)> {
-        self.names_read()
-            .get(name)
-            .map(|s| (s.rendered_name.clone(), s.scale.map_or(1.0, |scale| 1.0 / scale)))
+        self.family(name).map(|f| (f.name.to_string(), f.scale.inverse()))
     }
 
-    /// The number of label sets currently tracked for `name` (at most the limit).
+    /// The number of label sets currently tracked for `name` (at most the limit; overflow
+    /// series are not counted).
     pub fn series_count(&self, name: &str) -> usize {
-        self.names_read().get(name).map_or(0, |s| s.series.len())
+        self.family(name).map_or(0, |f| f.series_count())
     }
 
-    fn names_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, NameState>> {
+    fn family(&self, name: &str) -> Option<Arc<Family>> {
+        match self.names_read().by_source.get(name) {
+            Some(Target::Family(f)) => Some(Arc::clone(f)),
+            Some(Target::Conflict) | None => None,
+        }
+    }
+
+    fn names_read(&self) -> std::sync::RwLockReadGuard<'_, Names> {
         self.inner.names.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn names_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, NameState>> {
+    fn names_write(&self) -> std::sync::RwLockWriteGuard<'_, Names> {
         self.inner.names.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn new_state(name: &str, kind: Kind, unit: Option<Unit>) -> (NameState, Option<Unit>) {
-        let (exported_unit, scale) = base_unit(unit);
-        // Counters hold integers: they keep their values and lose a non-base unit.
-        let (exported_unit, scale) = if kind == Kind::Counter && scale.is_some() {
-            (None, None)
-        } else {
-            (exported_unit, scale)
-        };
-        let mut export = match kind {
-            Kind::Counter => name
-                .strip_suffix(".count")
-                .or_else(|| name.strip_suffix("_count"))
-                .filter(|s| !s.is_empty())
-                .unwrap_or(name)
-                .to_owned(),
-            Kind::Gauge | Kind::Histogram => name.to_owned(),
-        };
-        // The unit goes into the key's name (not only the rendered name) so bucket matchers see it.
-        if exported_unit == Some(Unit::Seconds) && !export.ends_with("seconds") {
-            export.push_str("_seconds");
-        }
-        if kind != Kind::Counter && exported_unit == Some(Unit::Bytes) && !export.ends_with("bytes") {
-            export.push_str("_bytes");
-        }
-        let rendered_name = rendered_name(&export, kind, exported_unit);
-        let state = NameState {
-            export_name: KeyName::from(export),
-            rendered_name,
-            scale,
-            series: HashSet::new(),
-            warned: false,
-        };
-        (state, exported_unit)
+    /// Whether one more metric name may be kept (the overflow counter always may).
+    fn name_allowed(&self, names: &Names, name: &str) -> bool {
+        names.by_source.len() < self.inner.max_metric_names || name == catalogue::VIGIL_METRICS_OVERFLOW.name
     }
 
-    fn describe(&self, name: &str, kind: Kind, unit: Option<Unit>, help: SharedString) {
+    fn describe(&self, name: &str, kind: Kind, unit: Option<Unit>, help: &str) {
         let mut names = self.names_write();
-        // A metric is described once: later descriptions (and units) do not change its name.
-        if names.contains_key(name) || names.len() >= self.inner.max_metric_names {
+        // A metric is described once: later descriptions (and units) change nothing.
+        if names.by_source.contains_key(name) || !self.name_allowed(&names, name) {
             return;
         }
-        let (state, exported_unit) = Self::new_state(name, kind, unit);
-        let export_name = state.export_name.clone();
-        names.insert(name.to_owned(), state);
-        drop(names);
-        self.describe_inner(kind, export_name, exported_unit, help);
+        let target = self.create(&mut names, name, kind, unit, help);
+        names.by_source.insert(name.into(), target);
     }
 
-    fn describe_inner(&self, kind: Kind, name: KeyName, unit: Option<Unit>, help: SharedString) {
-        let r = &self.inner.recorder;
-        match kind {
-            Kind::Counter => r.describe_counter(name, unit, help),
-            Kind::Gauge => r.describe_gauge(name, unit, help),
-            Kind::Histogram => r.describe_histogram(name, unit, help),
-        }
-    }
-
-    fn label_hash(&self, key: &Key) -> u64 {
-        let mut h = self.inner.hasher.build_hasher();
-        for label in key.labels() {
-            label.key().hash(&mut h);
-            label.value().hash(&mut h);
-        }
-        h.finish()
-    }
-
-    fn resolve(&self, key: &Key, kind: Kind) -> Resolved {
-        let name = key.name();
-        let hash = self.label_hash(key);
-        {
-            let names = self.names_read();
-            if let Some(state) = names.get(name)
-                && state.series.contains(&hash)
-            {
-                return Resolved::Export {
-                    key: Self::export_key(state, key, false),
-                    scale: state.scale,
-                };
+    /// The target of a new metric name: a new family, a compatible family already exported
+    /// under the same name, or a conflict.
+    fn create(&self, names: &mut Names, source: &str, kind: Kind, unit: Option<Unit>, help: &str) -> Target {
+        let Naming { name, scale } = Naming::of(source, kind, unit);
+        let buckets = (kind == Kind::Histogram).then(|| self.histogram_buckets(&name, scale));
+        let line_names = Family::line_names(kind, &name);
+        for line_name in &line_names {
+            if let Some(existing) = names.by_line_name.get(line_name) {
+                if *existing.name == *name && existing.stores_like(kind, scale, buckets.as_ref()) {
+                    return Target::Family(Arc::clone(existing));
+                }
+                tracing::warn!(
+                    metric = source,
+                    exported = %name,
+                    taken_by = %existing.name,
+                    "metric's exported name is taken by another metric stored differently; it is not exported"
+                );
+                return Target::Conflict;
             }
         }
-        let mut names = self.names_write();
-        if !names.contains_key(name) {
-            if names.len() >= self.inner.max_metric_names {
-                drop(names);
-                self.count_too_many_names(name);
-                return Resolved::Dropped;
-            }
-            let (state, unit) = Self::new_state(name, kind, None);
-            let export_name = state.export_name.clone();
-            names.insert(name.to_owned(), state);
-            // Undescribed metrics still get HELP text, so `promtool check metrics` accepts them.
-            self.describe_inner(
-                kind,
-                export_name,
-                unit,
-                format!("{name} (no description was given before first use)").into(),
-            );
+        let family = Arc::new(Family::new(kind, name, help, scale, buckets));
+        for line_name in line_names {
+            names.by_line_name.insert(line_name, Arc::clone(&family));
         }
-        let limit = self.inner.max_series_per_metric;
-        let state = names.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"));
-        if state.series.contains(&hash) || state.series.len() < limit {
-            state.series.insert(hash);
-            return Resolved::Export {
-                key: Self::export_key(state, key, false),
-                scale: state.scale,
+        names.order.push(Arc::clone(&family));
+        Target::Family(family)
+    }
+
+    /// The buckets of histogram `name` (exported name) recorded with `scale`: the catalogue's
+    /// own for it, else second buckets for `_seconds`, size buckets for `_bytes`, else the
+    /// builder's. Bounds in the recorded unit are derived exactly where the unit allows
+    /// (milliseconds keep the catalogue's millisecond bounds), so a value on a bound is
+    /// counted in that bound's bucket.
+    fn histogram_buckets(&self, name: &str, scale: Scale) -> Buckets {
+        let recorded = |exported: &[f64]| -> Vec<f64> { exported.iter().map(|b| b * scale.inverse()).collect() };
+        if let Some((own_scale, bounds)) = self.inner.catalogue_buckets.get(name) {
+            let exported: Vec<f64> = bounds.iter().map(|b| own_scale.apply(*b)).collect();
+            if *own_scale == scale {
+                return Buckets::new(bounds, &exported);
+            }
+            return Buckets::new(&recorded(&exported), &exported);
+        }
+        if name.ends_with("_seconds") {
+            let exported = duration_buckets_seconds();
+            let bounds: Vec<f64> = match scale {
+                // Milliseconds, microseconds, nanoseconds: the millisecond bounds times 1, 10^3, 10^6.
+                Scale::Div(d) if d >= 1e3 => catalogue::DURATION_BUCKETS_MS.iter().map(|ms| ms * (d / 1e3)).collect(),
+                _ => recorded(&exported),
             };
+            return Buckets::new(&bounds, &exported);
         }
-        let first_overflow = !std::mem::replace(&mut state.warned, true);
-        let resolved = Resolved::Export {
-            key: Self::export_key(state, key, true),
-            scale: state.scale,
+        if name.ends_with("_bytes") {
+            return Buckets::new(&recorded(SIZE_BUCKETS_BYTES), SIZE_BUCKETS_BYTES);
+        }
+        Buckets::new(&recorded(&self.inner.buckets), &self.inner.buckets)
+    }
+
+    /// Registers the series of `key` as `kind`, enforcing the limits; `None` when it is not
+    /// exported.
+    fn register(&self, key: &Key, kind: Kind) -> Option<SeriesHandle> {
+        let name = key.name();
+        let outcome = {
+            let names = self.names_read();
+            names
+                .by_source
+                .get(name)
+                .map(|target| self.register_in(target, key, kind))
         };
-        drop(names);
-        if first_overflow {
-            tracing::warn!(
-                metric = name,
-                limit,
-                "metric reached its label-set limit; new label sets are folded into its __overflow__ series"
-            );
+        let outcome = outcome.unwrap_or_else(|| {
+            let mut names = self.names_write();
+            if !names.by_source.contains_key(name) {
+                if !self.name_allowed(&names, name) {
+                    return Outcome::TooManyNames;
+                }
+                let help = format!("{name} (no description was given before first use)");
+                let target = self.create(&mut names, name, kind, None, &help);
+                names.by_source.insert(name.into(), target);
+            }
+            let target = names
+                .by_source
+                .get(name)
+                .unwrap_or_else(|| unreachable!("inserted above"));
+            self.register_in(target, key, kind)
+        });
+        match outcome {
+            Outcome::Registered(registered) => {
+                if registered.overflowed {
+                    if registered.first_overflow {
+                        tracing::warn!(
+                            metric = name,
+                            limit = self.inner.max_series_per_metric,
+                            "metric reached its label-set limit; new label sets are folded into its __overflow__ series"
+                        );
+                    }
+                    self.count_overflow(name);
+                }
+                Some(registered.handle)
+            }
+            Outcome::Unexported { first_kind_conflict } => {
+                if let Some(existing) = first_kind_conflict {
+                    tracing::warn!(
+                        metric = name,
+                        kind = kind.as_str(),
+                        existing = existing.as_str(),
+                        "metric registered as another kind than it was first; it is not exported as that kind"
+                    );
+                }
+                self.count_overflow(name);
+                None
+            }
+            Outcome::TooManyNames => {
+                self.count_too_many_names(name);
+                None
+            }
         }
-        self.count_overflow(name);
-        resolved
     }
 
-    /// The key to hand the exporter, or `None` when the given key can be used as it is.
-    fn export_key(state: &NameState, key: &Key, overflow: bool) -> Option<Key> {
-        if overflow {
-            let labels: Vec<Label> = key
-                .labels()
-                .map(|l| Label::new(l.key().to_owned(), OVERFLOW_LABEL_VALUE))
-                .collect();
-            Some(Key::from_parts(state.export_name.clone(), labels))
-        } else if state.export_name.as_str() == key.name() {
-            None
-        } else {
-            Some(Key::from_parts(
-                state.export_name.clone(),
-                key.labels().cloned().collect::<Vec<_>>(),
-            ))
+    fn register_in(&self, target: &Target, key: &Key, kind: Kind) -> Outcome {
+        match target {
+            Target::Family(family) if family.kind == kind => {
+                Outcome::Registered(family.register(&self.inner.globals, key, self.inner.max_series_per_metric))
+            }
+            Target::Family(family) => Outcome::Unexported {
+                first_kind_conflict: family.first_kind_conflict().then_some(family.kind),
+            },
+            Target::Conflict => Outcome::Unexported {
+                first_kind_conflict: None,
+            },
         }
     }
 
+    /// Counts a registration that was folded or not exported, by metric name.
     fn count_overflow(&self, metric: &str) {
-        let key = Key::from_parts(
-            catalogue::VIGIL_METRICS_OVERFLOW.name,
-            vec![Label::new("metric", metric.to_owned())],
-        );
         if metric != catalogue::VIGIL_METRICS_OVERFLOW.name {
+            let key = Key::from_parts(
+                catalogue::VIGIL_METRICS_OVERFLOW.name,
+                vec![Label::new("metric", metric.to_owned())],
+            );
             self.register_counter(&key, &METADATA).increment(1);
         }
     }
@@ -500,18 +551,7 @@ impl PrometheusBackend {
             catalogue::VIGIL_METRICS_OVERFLOW.name,
             vec![Label::new("metric", TOO_MANY_METRICS)],
         );
-        let mut names = self.names_write();
-        // The overflow counter itself is always allowed.
-        if !names.contains_key(catalogue::VIGIL_METRICS_OVERFLOW.name) {
-            let (state, _) = Self::new_state(catalogue::VIGIL_METRICS_OVERFLOW.name, Kind::Counter, None);
-            names.insert(catalogue::VIGIL_METRICS_OVERFLOW.name.to_owned(), state);
-        }
-        let state = names
-            .get(catalogue::VIGIL_METRICS_OVERFLOW.name)
-            .unwrap_or_else(|| unreachable!("inserted above"));
-        let export = Self::export_key(state, &key, false).unwrap_or(key);
-        drop(names);
-        self.inner.recorder.register_counter(&export, &METADATA).increment(1);
+        self.register_counter(&key, &METADATA).increment(1);
     }
 }
 
@@ -519,83 +559,35 @@ static METADATA: Metadata<'static> = Metadata::new(module_path!(), metrics::Leve
 
 impl Recorder for PrometheusBackend {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe(key.as_str(), Kind::Counter, unit, description);
+        self.describe(key.as_str(), Kind::Counter, unit, &description);
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe(key.as_str(), Kind::Gauge, unit, description);
+        self.describe(key.as_str(), Kind::Gauge, unit, &description);
     }
 
     fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe(key.as_str(), Kind::Histogram, unit, description);
+        self.describe(key.as_str(), Kind::Histogram, unit, &description);
     }
 
-    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        match self.resolve(key, Kind::Counter) {
-            Resolved::Export { key: export, .. } => self
-                .inner
-                .recorder
-                .register_counter(export.as_ref().unwrap_or(key), metadata),
-            Resolved::Dropped => Counter::noop(),
+    fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
+        match self.register(key, Kind::Counter) {
+            Some(SeriesHandle::Counter(c)) => c,
+            _ => Counter::noop(),
         }
     }
 
-    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
-        match self.resolve(key, Kind::Gauge) {
-            Resolved::Export { key: export, scale } => {
-                let gauge = self
-                    .inner
-                    .recorder
-                    .register_gauge(export.as_ref().unwrap_or(key), metadata);
-                match scale {
-                    None => gauge,
-                    Some(scale) => Gauge::from_arc(Arc::new(Scaled { inner: gauge, scale })),
-                }
-            }
-            Resolved::Dropped => Gauge::noop(),
+    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
+        match self.register(key, Kind::Gauge) {
+            Some(SeriesHandle::Gauge(g)) => g,
+            _ => Gauge::noop(),
         }
     }
 
-    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
-        match self.resolve(key, Kind::Histogram) {
-            Resolved::Export { key: export, scale } => {
-                let histogram = self
-                    .inner
-                    .recorder
-                    .register_histogram(export.as_ref().unwrap_or(key), metadata);
-                match scale {
-                    None => histogram,
-                    Some(scale) => Histogram::from_arc(Arc::new(Scaled {
-                        inner: histogram,
-                        scale,
-                    })),
-                }
-            }
-            Resolved::Dropped => Histogram::noop(),
+    fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
+        match self.register(key, Kind::Histogram) {
+            Some(SeriesHandle::Histogram(h)) => h,
+            _ => Histogram::noop(),
         }
-    }
-}
-
-/// A gauge or histogram whose values are converted to the exported base unit.
-struct Scaled<T> {
-    inner: T,
-    scale: f64,
-}
-
-impl HistogramFn for Scaled<Histogram> {
-    fn record(&self, value: f64) {
-        self.inner.record(value * self.scale);
-    }
-}
-
-impl GaugeFn for Scaled<Gauge> {
-    fn increment(&self, value: f64) {
-        self.inner.increment(value * self.scale);
-    }
-    fn decrement(&self, value: f64) {
-        self.inner.decrement(value * self.scale);
-    }
-    fn set(&self, value: f64) {
-        self.inner.set(value * self.scale);
     }
 }

@@ -1,8 +1,9 @@
 //! Vigil's Prometheus metrics backend, the seed's default.
 //!
-//! [`PrometheusBackend`] is a [`metrics::Recorder`] built on metrics-exporter-prometheus, with
-//! Prometheus naming (so `promtool check metrics` accepts the output), real histograms,
-//! base units, global labels and a per-metric cardinality limit. [`MetricsServer`] serves it
+//! [`PrometheusBackend`] is a [`metrics::Recorder`] with its own lock-free storage (an update
+//! through a handle is one or two atomic operations) and a fast text render, with Prometheus
+//! naming (so `promtool check metrics` accepts the output), real histograms, base units,
+//! global labels and a per-metric cardinality limit. [`MetricsServer`] serves it
 //! on `GET /metrics` (default port 9568), next to a live dashboard on `GET /dashboard` for a
 //! developer with no Grafana at hand: request rate, latency percentiles, error ratio,
 //! WebSocket connections, database latency and pool use, and memory, over the last 10
@@ -22,8 +23,11 @@
 //! ```
 
 mod backend;
+mod cells;
 mod dashboard;
+mod registry;
 mod server;
+mod text;
 
 use std::net::SocketAddr;
 
@@ -62,7 +66,4 @@ pub enum PrometheusError {
     /// Histogram buckets must be finite, non-empty and strictly increasing.
     #[error("invalid histogram buckets {0:?}: expected finite, strictly increasing values")]
     Buckets(Vec<f64>),
-    /// The exporter rejected its configuration.
-    #[error("metrics-exporter-prometheus: {0}")]
-    Exporter(String),
 }

@@ -28,9 +28,6 @@ pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                                  base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// How often histogram buffers are drained when nobody scrapes.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
 /// The running metrics port. Stops when [`shutdown`](Self::shutdown) is called or it is
 /// dropped.
 ///
@@ -49,9 +46,10 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// paths get `405` (with `Allow: GET, HEAD`), every other path `404`.
 ///
 /// It runs on a dedicated thread with a single-threaded Tokio runtime, so scrapes never
-/// compete with the application's runtime. It drains histogram buffers every 5 seconds and,
-/// with the dashboard, samples the registry into a bounded [`DashboardHistory`] every
-/// second (by default; each sample renders the registry once, as a scrape does).
+/// compete with the application's runtime. With the dashboard, it samples the registry into a
+/// bounded [`DashboardHistory`] every second (by default; each sample renders the registry
+/// once, as a scrape does). The backend aggregates as values are recorded, so there is no
+/// upkeep to run.
 ///
 /// ```no_run
 /// use vigil_metrics_prometheus::{MetricsServer, PrometheusBackend};
@@ -182,15 +180,14 @@ async fn serve(
             return;
         }
     };
-    let mut upkeep = tokio::time::interval(UPKEEP_INTERVAL);
-    let mut sample = tokio::time::interval(dashboard.as_ref().map_or(UPKEEP_INTERVAL, |d| d.interval));
+    // Without a dashboard the timer is never polled (`if history.is_some()`).
+    let mut sample = tokio::time::interval(dashboard.as_ref().map_or(Duration::from_secs(1), |d| d.interval));
     sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let history = dashboard.map(|d| d.history);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
-            _ = upkeep.tick() => backend.run_upkeep(),
             _ = sample.tick(), if history.is_some() => {
                 if let Some(history) = &history {
                     history.sample_now();
@@ -263,7 +260,6 @@ fn respond(
     };
     match route {
         Route::Metrics => {
-            backend.run_upkeep();
             let body = backend.render();
             let mut response = Response::new(Full::new(if head { Bytes::new() } else { Bytes::from(body) }));
             response
