@@ -1,14 +1,23 @@
 //! Cached metric updates by name and tags: what `vigil::Metrics` and the collectors (HTTP,
 //! WebSocket, database) use on their hot paths.
 //!
-//! With the recorder Vigil installed globally, handles are cached per thread: a repeated
-//! update hashes the name and tags, finds the handle and updates it, with no lock and no
-//! allocation. Under any other recorder (a local recorder in tests, or a global one installed
-//! without Vigil) every update registers through the recorder, uncached.
+//! With the recorder Vigil installed globally, handles are cached at two levels:
+//! - per thread, for the last [`THREAD_CACHE_CAPACITY`] sets of metrics and tags the thread
+//!   updated: a repeated update hashes the name and tags, finds the handles and updates
+//!   them, with no lock and no allocation;
+//! - shared by all threads, for up to [`SHARED_CACHE_CAPACITY`] sets: a thread that misses
+//!   its own cache finds the handles there under one of 64 shard read locks (never a global
+//!   lock), with no allocation, and keeps them in its own cache.
+//!
+//! Only a set seen for the first time goes to the recorder (which allocates its key), and,
+//! once the shared cache is full, each update of a set that is not in it. Under any other
+//! recorder (a local recorder in tests, or a global one installed without Vigil) every update
+//! registers through the recorder, uncached.
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use hashbrown::HashTable;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
@@ -16,8 +25,15 @@ use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 /// The address of the recorder Vigil installed globally (0 before `init`).
 static GLOBAL_RECORDER: AtomicUsize = AtomicUsize::new(0);
 
-/// Entries a thread's handle cache holds before it starts over.
-const CACHE_CAPACITY: usize = 4096;
+/// Sets of metrics and tags a thread's own cache holds before it starts over.
+pub const THREAD_CACHE_CAPACITY: usize = 4096;
+/// Sets of metrics and tags the shared cache holds; past it, new sets are not cached there.
+/// Each costs about 200 bytes with two tags, so the shared cache stays under about 13 MiB
+/// whatever tag values arrive.
+pub const SHARED_CACHE_CAPACITY: usize = 65_536;
+/// Shards of the shared cache: updates of different sets on different threads rarely meet
+/// on one lock.
+const SHARDS: usize = 64;
 
 static METADATA: Metadata<'static> = Metadata::new("vigil::metrics", metrics::Level::INFO, None);
 
@@ -93,6 +109,12 @@ struct Entry {
 }
 
 impl Entry {
+    fn apply(&self, updates: &[Update<'_>]) {
+        for (u, h) in updates.iter().zip(&self.handles) {
+            u.apply_to(h);
+        }
+    }
+
     fn matches(&self, updates: &[Update<'_>], tags: &[(&str, &str)]) -> bool {
         self.metrics.len() == updates.len()
             && self.tags.len() == tags.len()
@@ -109,29 +131,97 @@ impl Entry {
     }
 }
 
-#[derive(Default)]
-struct HandleCache {
-    table: HashTable<Entry>,
-    hasher: foldhash::fast::FixedState,
+fn hash(updates: &[Update<'_>], tags: &[(&str, &str)]) -> u64 {
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    for u in updates {
+        u.kind().hash(&mut h);
+        u.name().hash(&mut h);
+    }
+    for (k, v) in tags {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
 }
 
-impl HandleCache {
-    fn hash(&self, updates: &[Update<'_>], tags: &[(&str, &str)]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        for u in updates {
-            u.kind().hash(&mut h);
-            u.name().hash(&mut h);
+fn find<'a>(
+    table: &'a HashTable<Arc<Entry>>,
+    hash: u64,
+    updates: &[Update<'_>],
+    tags: &[(&str, &str)],
+) -> Option<&'a Arc<Entry>> {
+    table.find(hash, |e| e.hash == hash && e.matches(updates, tags))
+}
+
+/// A thread's own cache.
+#[derive(Default)]
+struct ThreadCache {
+    table: HashTable<Arc<Entry>>,
+}
+
+impl ThreadCache {
+    fn insert(&mut self, entry: Arc<Entry>) {
+        if self.table.len() >= THREAD_CACHE_CAPACITY {
+            self.table.clear();
         }
-        for (k, v) in tags {
-            k.hash(&mut h);
-            v.hash(&mut h);
-        }
-        h.finish()
+        let hash = entry.hash;
+        self.table.insert_unique(hash, entry, |e| e.hash);
     }
 }
 
 thread_local! {
-    static CACHE: RefCell<HandleCache> = RefCell::new(HandleCache::default());
+    static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache::default());
+}
+
+/// One shard of the shared cache, on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HashTable<Arc<Entry>>>);
+
+/// The cache shared by all threads, for the global recorder's handles.
+struct SharedCache {
+    shards: [Shard; SHARDS],
+    len: AtomicUsize,
+}
+
+static SHARED: std::sync::LazyLock<SharedCache> = std::sync::LazyLock::new(|| SharedCache {
+    shards: std::array::from_fn(|_| Shard::default()),
+    len: AtomicUsize::new(0),
+});
+
+impl SharedCache {
+    fn shard(&self, hash: u64) -> &RwLock<HashTable<Arc<Entry>>> {
+        // The high bits: the tables use the low ones.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (hash >> 58) as usize % SHARDS;
+        &self.shards[i].0
+    }
+
+    fn get(&self, hash: u64, updates: &[Update<'_>], tags: &[(&str, &str)]) -> Option<Arc<Entry>> {
+        let table = self.shard(hash).read().unwrap_or_else(PoisonError::into_inner);
+        find(&table, hash, updates, tags).cloned()
+    }
+
+    /// Keeps `entry` unless the cache is full; returns the entry to use (another thread's, when
+    /// it registered the same set first).
+    fn insert(&self, entry: Arc<Entry>, updates: &[Update<'_>], tags: &[(&str, &str)]) -> Arc<Entry> {
+        if self.len.load(Ordering::Relaxed) >= SHARED_CACHE_CAPACITY {
+            return entry;
+        }
+        let mut table = self.shard(entry.hash).write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = find(&table, entry.hash, updates, tags) {
+            return Arc::clone(existing);
+        }
+        self.len.fetch_add(1, Ordering::Relaxed);
+        let hash = entry.hash;
+        table.insert_unique(hash, Arc::clone(&entry), |e| e.hash);
+        entry
+    }
+}
+
+/// Sets of metrics and tags in the shared cache (at most [`SHARED_CACHE_CAPACITY`]).
+pub fn shared_cache_len() -> usize {
+    SHARED.len.load(Ordering::Relaxed)
 }
 
 fn key(name: &str, tags: &[(&str, &str)]) -> Key {
@@ -153,10 +243,11 @@ fn register(recorder: &dyn Recorder, kind: Kind, key: &Key) -> Handle {
 /// Applies several updates that share `tags` — for example a request's counter and its
 /// duration and size histograms — with one cache lookup.
 ///
-/// With Vigil's global recorder, handles are cached per thread: a repeated set of updates
-/// hashes the names and tags once, finds the handles and updates them, with no lock and no
-/// allocation. Under any other recorder (a local recorder in tests) nothing is cached and each
-/// update registers through the recorder.
+/// With Vigil's global recorder, handles are cached (see the [module docs](self)): a repeated
+/// set of updates hashes the names and tags once, finds the handles and updates them, with no
+/// allocation, and with no lock when the thread has seen the set recently. Under any other
+/// recorder (a local recorder in tests) nothing is cached and each update registers through
+/// the recorder.
 ///
 /// ```
 /// use vigil_core::handles::{Update, apply};
@@ -182,30 +273,28 @@ pub fn apply(tags: &[(&str, &str)], updates: &[Update<'_>]) {
                 uncached(recorder);
                 return;
             };
-            let hash = cache.hash(updates, tags);
-            if let Some(entry) = cache.table.find(hash, |e| e.hash == hash && e.matches(updates, tags)) {
-                for (u, h) in updates.iter().zip(&entry.handles) {
-                    u.apply_to(h);
-                }
+            let hash = hash(updates, tags);
+            if let Some(entry) = find(&cache.table, hash, updates, tags) {
+                entry.apply(updates);
                 return;
             }
-            if cache.table.len() >= CACHE_CAPACITY {
-                cache.table.clear();
-            }
-            let handles: Box<[Handle]> = updates
-                .iter()
-                .map(|u| register(recorder, u.kind(), &key(u.name(), tags)))
-                .collect();
-            for (u, h) in updates.iter().zip(&handles) {
-                u.apply_to(h);
-            }
-            let entry = Entry {
-                hash,
-                metrics: updates.iter().map(|u| (u.kind(), u.name().into())).collect(),
-                tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
-                handles,
-            };
-            cache.table.insert_unique(hash, entry, |e| e.hash);
+            let entry = SHARED.get(hash, updates, tags).unwrap_or_else(|| {
+                // First seen: registered without any cache lock held (a recorder may log, and
+                // a log may update a metric).
+                let handles: Box<[Handle]> = updates
+                    .iter()
+                    .map(|u| register(recorder, u.kind(), &key(u.name(), tags)))
+                    .collect();
+                let entry = Arc::new(Entry {
+                    hash,
+                    metrics: updates.iter().map(|u| (u.kind(), u.name().into())).collect(),
+                    tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+                    handles,
+                });
+                SHARED.insert(entry, updates, tags)
+            });
+            entry.apply(updates);
+            cache.insert(entry);
         });
     });
 }
