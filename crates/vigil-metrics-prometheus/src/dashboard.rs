@@ -3,7 +3,7 @@
 //! resident memory), sampled from the backend's own exposition text, and the page that draws
 //! them.
 //!
-//! The page (`assets/`) knows no metric name: the JSON it polls names the charts, their units,
+//! The page (`assets/`, served as one HTML document) knows no metric name: the JSON it polls names the charts, their units,
 //! the catalogue metrics they come from, and their values.
 
 use std::collections::VecDeque;
@@ -15,11 +15,42 @@ use vigil_core::catalogue::{self, MetricDef};
 
 use crate::PrometheusBackend;
 
-/// The page, its script and its style sheet, served on `/dashboard`, `/dashboard/app.js` and
-/// `/dashboard/style.css`.
-pub(crate) const PAGE_HTML: &str = include_str!("../assets/dashboard.html");
-pub(crate) const PAGE_JS: &str = include_str!("../assets/dashboard.js");
-pub(crate) const PAGE_CSS: &str = include_str!("../assets/dashboard.css");
+/// The page's template, script and style sheet; [`page`] puts them together.
+const PAGE_TEMPLATE: &str = include_str!("../assets/dashboard.html");
+const PAGE_JS: &str = include_str!("../assets/dashboard.js");
+const PAGE_CSS: &str = include_str!("../assets/dashboard.css");
+
+/// The dashboard page, one self-contained HTML document (its script and style sheet inline),
+/// and the `Content-Security-Policy` that allows exactly that script and that style sheet, by
+/// their SHA-256 hashes, and requests to the metrics port itself.
+pub(crate) struct Page {
+    pub(crate) html: String,
+    pub(crate) csp: String,
+}
+
+/// The page, built once.
+pub(crate) fn page() -> &'static Page {
+    static PAGE: std::sync::LazyLock<Page> = std::sync::LazyLock::new(|| {
+        let html = PAGE_TEMPLATE
+            .replace("{{STYLE}}", PAGE_CSS)
+            .replace("{{SCRIPT}}", PAGE_JS);
+        let csp = format!(
+            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            sha256_base64(PAGE_JS),
+            sha256_base64(PAGE_CSS)
+        );
+        Page { html, csp }
+    });
+    &PAGE
+}
+
+/// The SHA-256 of `text`, base64-encoded, as a CSP hash source writes it.
+fn sha256_base64(text: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+}
 
 /// How often the dashboard samples the registry by default.
 pub const DEFAULT_DASHBOARD_INTERVAL: Duration = Duration::from_secs(1);

@@ -38,7 +38,7 @@ pub use backend::{
 pub use dashboard::{
     DEFAULT_DASHBOARD_HISTORY, DEFAULT_DASHBOARD_INTERVAL, DashboardHistory, DashboardOptions, MAX_DASHBOARD_HISTORY,
 };
-pub use server::{CONTENT_TYPE_TEXT, DASHBOARD_CSP, MetricsServer};
+pub use server::{CONTENT_TYPE_TEXT, MetricsServer, dashboard_csp};
 
 /// Errors of the Prometheus backend.
 #[derive(Debug, thiserror::Error)]

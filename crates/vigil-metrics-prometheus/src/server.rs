@@ -17,16 +17,23 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
-use crate::dashboard::{DashboardHistory, DashboardOptions, PAGE_CSS, PAGE_HTML, PAGE_JS};
+use crate::dashboard::{DashboardHistory, DashboardOptions, page};
 use crate::{PrometheusBackend, PrometheusError};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The `Content-Security-Policy` of every dashboard response: nothing but the page's own
-/// script, style sheet and data, from the metrics port itself; no framing, no forms.
-pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                                 base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// The `Content-Security-Policy` of every dashboard response: nothing but the page's own inline
+/// script and style sheet (allowed by their SHA-256 hashes, so no other inline code runs) and
+/// requests to the metrics port itself; no framing, no forms, no other origin.
+///
+/// ```
+/// let csp = vigil_metrics_prometheus::dashboard_csp();
+/// assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"));
+/// ```
+pub fn dashboard_csp() -> &'static str {
+    &page().csp
+}
 
 /// The running metrics port. Stops when [`shutdown`](Self::shutdown) is called or it is
 /// dropped.
@@ -37,12 +44,11 @@ pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-sr
 ///
 /// | path | content |
 /// |---|---|
-/// | `/dashboard` | the page (HTML; no external origin, no CDN) |
-/// | `/dashboard/app.js`, `/dashboard/style.css` | its script and style sheet |
+/// | `/dashboard` | the page: one self-contained HTML document, its script and style inline (no external origin, no CDN) |
 /// | `/dashboard/data` | the history as JSON ([`DashboardHistory::to_json`]), polled by the page |
 ///
 /// Dashboard responses carry `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`,
-/// `Referrer-Policy: no-referrer` and the strict [`DASHBOARD_CSP`]. Other methods on these
+/// `Referrer-Policy: no-referrer` and the strict [`dashboard_csp`]. Other methods on these
 /// paths get `405` (with `Allow: GET, HEAD`), every other path `404`.
 ///
 /// It runs on a dedicated thread with a single-threaded Tokio runtime, so scrapes never
@@ -224,7 +230,7 @@ async fn serve(
 /// What a path serves.
 enum Route {
     Metrics,
-    Page(&'static str, &'static str),
+    Page,
     Data,
 }
 
@@ -235,9 +241,7 @@ fn respond(
 ) -> Response<Full<Bytes>> {
     let route = match (req.uri().path(), history.is_some()) {
         ("/metrics", _) => Route::Metrics,
-        ("/dashboard", true) => Route::Page(PAGE_HTML, "text/html; charset=utf-8"),
-        ("/dashboard/app.js", true) => Route::Page(PAGE_JS, "text/javascript; charset=utf-8"),
-        ("/dashboard/style.css", true) => Route::Page(PAGE_CSS, "text/css; charset=utf-8"),
+        ("/dashboard", true) => Route::Page,
         ("/dashboard/data", true) => Route::Data,
         (_, true) => {
             return plain(
@@ -267,7 +271,11 @@ fn respond(
                 .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
             response
         }
-        Route::Page(text, content_type) => dashboard_response(Bytes::from_static(text.as_bytes()), content_type, head),
+        Route::Page => dashboard_response(
+            Bytes::from_static(page().html.as_bytes()),
+            "text/html; charset=utf-8",
+            head,
+        ),
         Route::Data => {
             let json = history.map(DashboardHistory::to_json).unwrap_or_default();
             dashboard_response(Bytes::from(json), "application/json", head)
@@ -284,7 +292,7 @@ fn dashboard_response(body: Bytes, content_type: &'static str, head: bool) -> Re
         (CONTENT_TYPE, content_type),
         (CACHE_CONTROL, "no-store"),
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+        (CONTENT_SECURITY_POLICY, dashboard_csp()),
         (REFERRER_POLICY, "no-referrer"),
     ];
     for (name, value) in fixed {

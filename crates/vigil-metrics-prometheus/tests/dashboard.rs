@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{header, http};
 use serde_json::Value;
 use vigil_core::catalogue;
-use vigil_metrics_prometheus::{DASHBOARD_CSP, DashboardHistory, DashboardOptions, MetricsServer, PrometheusBackend};
+use vigil_metrics_prometheus::{DashboardHistory, DashboardOptions, MetricsServer, PrometheusBackend, dashboard_csp};
 
 fn backend() -> PrometheusBackend {
     PrometheusBackend::builder()
@@ -18,6 +18,13 @@ fn backend() -> PrometheusBackend {
         .global_label("environment", "test")
         .build()
         .unwrap()
+}
+
+/// The SHA-256 of `text`, base64-encoded: a CSP hash source.
+fn sha256_base64(text: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 fn parse(json: &str) -> Value {
@@ -74,6 +81,12 @@ fn the_json_shows_exact_rates_percentiles_and_error_share() {
         metrics::gauge!(catalogue::WEBSOCKET_CONNECTIONS.name, "channel" => "comments").set(3.0);
         metrics::gauge!(catalogue::WEBSOCKET_CONNECTIONS.name, "channel" => "presence").set(4.0);
         metrics::gauge!(catalogue::PROCESS_MEMORY_RESIDENT.name).set(52_428_800.0);
+        // Two pools: the chart sums them.
+        for (pool, in_use, size, max) in [("main", 3.0, 5.0, 10.0), ("replica", 1.0, 2.0, 4.0)] {
+            metrics::gauge!(catalogue::DATABASE_POOL_IN_USE.name, "pool" => pool).set(in_use);
+            metrics::gauge!(catalogue::DATABASE_POOL_SIZE.name, "pool" => pool).set(size);
+            metrics::gauge!(catalogue::DATABASE_POOL_MAX.name, "pool" => pool).set(max);
+        }
     });
     history.sample(Duration::from_secs(2));
     history.sample(Duration::from_millis(3500)); // nothing happened since
@@ -115,9 +128,12 @@ fn the_json_shows_exact_rates_percentiles_and_error_share() {
         series(&data, "memory", "resident"),
         [None, Some(52_428_800.0), Some(52_428_800.0)]
     );
-    // Never recorded: no data, not an error.
-    for name in ["in use", "open", "max"] {
-        assert_eq!(series(&data, "db_pool", name), [None, None, None], "{name}");
+    for (name, value) in [("in use", 4.0), ("open", 7.0), ("max", 14.0)] {
+        assert_eq!(
+            series(&data, "db_pool", name),
+            [None, Some(value), Some(value)],
+            "{name}"
+        );
     }
 }
 
@@ -154,7 +170,7 @@ fn charts_name_their_catalogue_metrics_and_the_page_names_none() {
     // The page gets every metric name from the JSON.
     let server = MetricsServer::start(backend(), "127.0.0.1", 0).unwrap();
     let b = backend();
-    for path in ["/dashboard", "/dashboard/app.js", "/dashboard/style.css"] {
+    for path in ["/dashboard"] {
         let (_, _, text) = http(server.local_addr(), "GET", path);
         for def in catalogue::ALL {
             assert!(!text.contains(def.name), "{path} names {}", def.name);
@@ -239,8 +255,6 @@ fn dashboard_routes_answer_read_only_with_strict_headers() {
     let addr = server.local_addr();
     for (path, content_type) in [
         ("/dashboard", "text/html; charset=utf-8"),
-        ("/dashboard/app.js", "text/javascript; charset=utf-8"),
-        ("/dashboard/style.css", "text/css; charset=utf-8"),
         ("/dashboard/data", "application/json"),
     ] {
         let (status, head, body) = http(addr, "GET", path);
@@ -254,7 +268,7 @@ fn dashboard_routes_answer_read_only_with_strict_headers() {
         );
         assert_eq!(
             header(&head, "content-security-policy").as_deref(),
-            Some(DASHBOARD_CSP),
+            Some(dashboard_csp()),
             "{path}"
         );
         assert!(!body.is_empty(), "{path}");
@@ -278,20 +292,50 @@ fn dashboard_routes_answer_read_only_with_strict_headers() {
             assert_eq!(header(&head, "allow").as_deref(), Some("GET, HEAD"));
         }
     }
+    // One self-contained document: its one script and one style sheet inline, nothing loaded
+    // from anywhere but the data it polls.
     let html = http(addr, "GET", "/dashboard").2;
-    assert!(
-        html.contains(r#"<script src="dashboard/app.js""#) && !html.contains("<script>"),
-        "{html}"
+    assert_eq!(html.matches("<script>").count(), 1, "{html}");
+    assert_eq!(html.matches("<style>").count(), 1, "{html}");
+    for external in [" src=", "<link", "@import", "url(", "https://", "{{"] {
+        assert!(!html.contains(external), "the page has {external:?}");
+    }
+    // The one http:// in it is the SVG namespace name, an identifier that is never fetched.
+    assert_eq!(
+        html.matches("http://").count(),
+        html.matches("'http://www.w3.org/2000/svg'").count(),
+        "the page names an http:// address"
     );
-    assert!(!html.contains("style="), "inline styles would need 'unsafe-inline'");
-    for path in ["/dashboard/", "/dashboard/data/x", "/dashboard.js", "/Dashboard", "/"] {
+    assert!(
+        !html.contains("style="),
+        "inline style attributes would need 'unsafe-inline'"
+    );
+    // The policy allows exactly the inline script and style sheet served, by their hashes.
+    let inline = |open: &str, close: &str| {
+        let start = html.find(open).unwrap() + open.len();
+        let end = start + html[start..].find(close).unwrap();
+        html[start..end].to_owned()
+    };
+    let csp = dashboard_csp();
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
+    assert!(!csp.contains("unsafe") && !csp.contains("http"), "{csp}");
+    for (directive, content) in [
+        ("script-src", inline("<script>", "</script>")),
+        ("style-src", inline("<style>", "</style>")),
+    ] {
+        let expected = format!("{directive} 'sha256-{}';", sha256_base64(&content));
+        assert!(csp.contains(&expected), "{csp} lacks {expected}");
+    }
+    for path in [
+        "/dashboard/",
+        "/dashboard/data/x",
+        "/dashboard/app.js",
+        "/dashboard.js",
+        "/Dashboard",
+        "/",
+    ] {
         assert_eq!(http(addr, "GET", path).0, 404, "{path}");
     }
-    assert!(DASHBOARD_CSP.starts_with("default-src 'none';"));
-    assert!(
-        !DASHBOARD_CSP.contains("unsafe") && !DASHBOARD_CSP.contains("http"),
-        "{DASHBOARD_CSP}"
-    );
     assert_eq!(http(addr, "GET", "/metrics").0, 200);
 }
 
@@ -299,7 +343,7 @@ fn dashboard_routes_answer_read_only_with_strict_headers() {
 fn a_disabled_dashboard_is_not_served() {
     let server = MetricsServer::start_with(backend(), "127.0.0.1", 0, DashboardOptions::disabled()).unwrap();
     let addr = server.local_addr();
-    for path in ["/dashboard", "/dashboard/data", "/dashboard/app.js"] {
+    for path in ["/dashboard", "/dashboard/data"] {
         let (status, _, body) = http(addr, "GET", path);
         assert_eq!(status, 404, "{path}");
         assert_eq!(body, "not found: Vigil serves /metrics\n");

@@ -18,8 +18,8 @@ use vigil_metrics_prometheus::{DashboardOptions, MetricsServer, PrometheusBacken
 /// The longest one Chromium run may take before it is killed.
 const CHROMIUM_DEADLINE: Duration = Duration::from_secs(40);
 
-/// Records traffic like a realtime app without a database pool: HTTP requests (some 500s), WebSocket
-/// connections, query durations and resident memory, until `stop` (at most 60 s).
+/// Records traffic like a realtime app: HTTP requests (some 500s), WebSocket connections, query
+/// durations, a database pool's use and resident memory, until `stop` (at most 60 s).
 fn traffic(backend: PrometheusBackend, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         metrics::with_local_recorder(&backend, || {
@@ -38,6 +38,9 @@ fn traffic(backend: PrometheusBackend, stop: Arc<AtomicBool>) -> std::thread::Jo
                     .set(f64::from(10 + (i / 50) % 15));
                 metrics::gauge!(catalogue::PROCESS_MEMORY_RESIDENT.name)
                     .set(f64::from(48 + (i / 100) % 8) * 1024.0 * 1024.0);
+                metrics::gauge!(catalogue::DATABASE_POOL_IN_USE.name, "pool" => "main").set(f64::from((i / 30) % 6));
+                metrics::gauge!(catalogue::DATABASE_POOL_SIZE.name, "pool" => "main").set(6.0);
+                metrics::gauge!(catalogue::DATABASE_POOL_MAX.name, "pool" => "main").set(10.0);
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
@@ -89,7 +92,18 @@ fn wait_for_points(addr: SocketAddr, n: usize) {
     }
 }
 
-/// Checks the page's own report of its state in the dumped DOM.
+/// Every chart of the page.
+const CHARTS: [&str; 7] = [
+    "http_rate",
+    "http_latency",
+    "http_errors",
+    "ws_connections",
+    "db_latency",
+    "db_pool",
+    "memory",
+];
+
+/// Checks the page's own report of its state in the dumped DOM: every chart drawn with data.
 fn assert_page_drew_charts(dom: &str) {
     assert_eq!(
         attribute(dom, "charts", "data-ready"),
@@ -97,28 +111,40 @@ fn assert_page_drew_charts(dom: &str) {
         "the page never drew:\n{dom}"
     );
     assert_eq!(attribute(dom, "status", "data-state"), Some("live"), "{dom}");
-    for chart in [
-        "http_rate",
-        "http_latency",
-        "http_errors",
-        "ws_connections",
-        "db_latency",
-        "memory",
-    ] {
+    for chart in CHARTS {
         let id = format!("chart-{chart}");
         assert_eq!(attribute(dom, &id, "data-state"), Some("data"), "{chart}:\n{dom}");
         let points: usize = attribute(dom, &id, "data-points").unwrap().parse().unwrap();
         assert!(points >= 5, "{chart} has {points} points");
     }
-    // No pool metric was recorded: that chart says so, and nothing fails.
-    assert_eq!(attribute(dom, "chart-db_pool", "data-state"), Some("no-data"), "{dom}");
-    assert!(dom.contains(">no data</text>"), "{dom}");
+    assert!(!dom.contains(">no data</text>"), "{dom}");
+    assert_no_page_errors(dom);
+}
+
+/// Checks that the page reported no script error in the dumped DOM.
+fn assert_no_page_errors(dom: &str) {
     assert_eq!(
         attribute(dom, "errors", "hidden"),
         Some(""),
         "the page reported errors:\n{dom}"
     );
-    assert!(!dom.contains("data-errors"), "the page reported errors:\n{dom}");
+    // The count the page keeps on <body> (the inline script's text names it too).
+    let body = dom.find("<body").map(|at| &dom[at..at + dom[at..].find('>').unwrap_or(0)]);
+    assert!(
+        body.is_some_and(|tag| !tag.contains("data-errors")),
+        "the page reported errors:\n{dom}"
+    );
+}
+
+/// Checks that no message reached the console in `runs` (errors, CSP violations...).
+fn assert_silent_console(runs: &[&common::browser::Run]) {
+    for run in runs {
+        let console = console_messages(&run.stderr);
+        assert!(
+            console.is_empty(),
+            "the page logged to the console (errors, CSP violations...): {console:#?}"
+        );
+    }
 }
 
 #[test]
@@ -178,13 +204,7 @@ fn chromium_shows_live_charts_without_errors() {
         shot_run.stderr
     );
     assert_page_drew_charts(dom);
-    for run in [&dom_run, &shot_run] {
-        let console = console_messages(&run.stderr);
-        assert!(
-            console.is_empty(),
-            "the page logged to the console (errors, CSP violations...): {console:#?}"
-        );
-    }
+    assert_silent_console(&[&dom_run, &shot_run]);
 
     let png = std::fs::read(&screenshot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", screenshot.display()));
     assert!(
@@ -192,4 +212,43 @@ fn chromium_shows_live_charts_without_errors() {
         "not a screenshot"
     );
     eprintln!("screenshot: {}", screenshot.display());
+}
+
+#[test]
+fn chromium_shows_no_data_without_errors_before_any_metric() {
+    let Some(chromium) = chromium_or_skip("chromium_shows_no_data_without_errors_before_any_metric") else {
+        return;
+    };
+    let out_dir = target_dir().join("dashboard");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let backend = PrometheusBackend::builder().build().unwrap();
+    let options = DashboardOptions::default().interval(Duration::from_millis(100));
+    let server = MetricsServer::start_with(backend, "127.0.0.1", 0, options).unwrap();
+    let url = format!("http://{}/dashboard", server.local_addr());
+    let dom_run = run(
+        &chromium,
+        &out_dir.join("profile-empty"),
+        &["--virtual-time-budget=2000", "--dump-dom", &url],
+        CHROMIUM_DEADLINE,
+    );
+    server.shutdown();
+    let dom = &dom_run.stdout;
+    assert!(
+        dom_run.status.success(),
+        "chromium --dump-dom failed:\n{}",
+        dom_run.stderr
+    );
+    assert_eq!(
+        attribute(dom, "charts", "data-ready"),
+        Some("true"),
+        "the page never drew:\n{dom}"
+    );
+    // Nothing was recorded: every chart says so, and nothing fails.
+    for chart in CHARTS {
+        let id = format!("chart-{chart}");
+        assert_eq!(attribute(dom, &id, "data-state"), Some("no-data"), "{chart}:\n{dom}");
+    }
+    assert_eq!(dom.matches(">no data</text>").count(), CHARTS.len(), "{dom}");
+    assert_no_page_errors(dom);
+    assert_silent_console(&[&dom_run]);
 }
