@@ -51,6 +51,40 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Starts `realtime_server` with Datadog on, sending to `agent` and `intake`, with `extra`
+/// variables; returns it and its API address once it listens.
+fn start_server(
+    agent: &trace_agent::TestAgent,
+    intake: &intake::Intake,
+    extra: &[(&'static str, String)],
+) -> (Running, SocketAddr) {
+    let (api_port, metrics_port) = (free_port(), free_port());
+    let mut env = vec![
+        ("PORT", api_port.to_string()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PROMETHEUS_PORT", metrics_port.to_string()),
+        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("LOG_LEVEL", "info".to_owned()),
+        ("VIGIL_SERVICE", "realtime_server".to_owned()),
+        ("VIGIL_ENV", "e2e".to_owned()),
+        ("VIGIL_VERSION", "1.2.3".to_owned()),
+        ("DATABASE_URL", "sqlite::memory:".to_owned()),
+        ("VM_METRICS", "false".to_owned()),
+        ("ENABLE_DATADOG", "true".to_owned()),
+        ("DATADOG_API_KEY", intake::API_KEY.to_owned()),
+        ("DATADOG_LOGS_URL", intake.url()),
+        ("DD_TAGS", "team:realtime".to_owned()),
+        ("DD_AGENT_HOST", "127.0.0.1".to_owned()),
+        ("DD_TRACE_AGENT_PORT", agent.addr().port().to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    let running = Running::start("realtime_server", &env);
+    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    wait_listening(api);
+    (running, api)
+}
+
 #[test]
 fn one_request_is_one_trace_and_its_logs_carry_the_trace_ids() {
     let test = "one_request_is_one_trace_and_its_logs_carry_the_trace_ids";
@@ -58,31 +92,7 @@ fn one_request_is_one_trace_and_its_logs_carry_the_trace_ids() {
         return;
     };
     let intake = intake::Intake::start();
-    let (api_port, metrics_port) = (free_port(), free_port());
-    let running = Running::start(
-        "realtime_server",
-        &[
-            ("PORT", api_port.to_string()),
-            ("HOST", "127.0.0.1".to_owned()),
-            ("PROMETHEUS_PORT", metrics_port.to_string()),
-            ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
-            ("LOG_FORMAT", "json".to_owned()),
-            ("LOG_LEVEL", "info".to_owned()),
-            ("VIGIL_SERVICE", "realtime_server".to_owned()),
-            ("VIGIL_ENV", "e2e".to_owned()),
-            ("VIGIL_VERSION", "1.2.3".to_owned()),
-            ("DATABASE_URL", "sqlite::memory:".to_owned()),
-            ("VM_METRICS", "false".to_owned()),
-            ("ENABLE_DATADOG", "true".to_owned()),
-            ("DATADOG_API_KEY", intake::API_KEY.to_owned()),
-            ("DATADOG_LOGS_URL", intake.url()),
-            ("DD_TAGS", "team:realtime".to_owned()),
-            ("DD_AGENT_HOST", "127.0.0.1".to_owned()),
-            ("DD_TRACE_AGENT_PORT", agent.addr().port().to_string()),
-        ],
-    );
-    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
-    wait_listening(api);
+    let (running, api) = start_server(&agent, &intake, &[]);
 
     let (status, body) = post(api, "/api/videos/1/comments", r#"{"user_id": 7, "body": "First!"}"#);
     assert_eq!(status, 201, "{body}");
@@ -219,4 +229,33 @@ fn normalise(trace: &[Value]) -> Value {
         }
     }
     Value::Array(spans)
+}
+
+#[test]
+fn dd_trace_enabled_false_keeps_the_logs_and_sends_no_trace() {
+    let test = "dd_trace_enabled_false_keeps_the_logs_and_sends_no_trace";
+    let Some(agent) = trace_agent::TestAgent::start(test) else {
+        return;
+    };
+    let intake = intake::Intake::start();
+    let (running, api) = start_server(&agent, &intake, &[("DD_TRACE_ENABLED", "false".to_owned())]);
+    let (status, body) = post(api, "/api/videos/1/comments", r#"{"user_id": 7, "body": "First!"}"#);
+    assert_eq!(status, 201, "{body}");
+    let (code, lines) = running.terminate();
+    assert_eq!(code, Some(0), "{lines:#?}");
+
+    // The logs still go to the intake, without trace ids: there is no trace to correlate with.
+    let entries = intake.entries();
+    let created = entries
+        .iter()
+        .find(|e| e["message"] == "Comment created")
+        .unwrap_or_else(|| panic!("no 'Comment created' log: {entries:#?}"));
+    assert_eq!(created["request_id"], REQUEST_ID);
+    assert!(entries.iter().all(|e| e.get("dd.trace_id").is_none()), "{entries:#?}");
+    // And the agent received nothing from the server.
+    let traces = agent.traces();
+    assert!(
+        traces.is_empty(),
+        "traces were sent with DD_TRACE_ENABLED=false: {traces:#?}"
+    );
 }

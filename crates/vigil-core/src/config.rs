@@ -22,6 +22,10 @@ trait Setting: Sized {
     const EXPECTED: &'static str;
     /// Parses the text form.
     fn parse_setting(s: &str) -> Option<Self>;
+    /// The text form as an error message may show it (secrets inside it redacted).
+    fn shown(s: &str) -> String {
+        s.to_owned()
+    }
 }
 
 macro_rules! deserialize_via_setting {
@@ -31,7 +35,8 @@ macro_rules! deserialize_via_setting {
                 let raw = RawScalar::deserialize(d)?;
                 let text = raw.to_string();
                 <$t as Setting>::parse_setting(&text).ok_or_else(|| {
-                    serde::de::Error::custom(format!("{text:?}: expected {}", <$t as Setting>::EXPECTED))
+                    let shown = <$t as Setting>::shown(&text);
+                    serde::de::Error::custom(format!("{shown:?}: expected {}", <$t as Setting>::EXPECTED))
                 })
             }
         }
@@ -235,29 +240,46 @@ impl Setting for IntervalSeconds {
     }
 }
 
-/// An `http://` or `https://` URL with a host (the Datadog logs endpoint override).
-#[derive(Clone, PartialEq, Eq)]
+/// An `http://` or `https://` URL with a host and no `user:password@` part (the Datadog logs
+/// endpoint override; the API key travels in a header, never in the URL).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpUrl(pub String);
 
-impl fmt::Debug for HttpUrl {
-    /// The URL without any `user:password@` part.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-        write!(f, "{scheme}://{rest}")
+/// `url` with any `user:password@` part of its authority replaced by `<redacted>@`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 
 impl Setting for HttpUrl {
-    const EXPECTED: &'static str =
-        "an http:// or https:// URL with a host, such as https://proxy.internal:8443/api/v2/logs";
+    const EXPECTED: &'static str = "an http:// or https:// URL with a host and no user:password@ part, \
+                                    such as https://proxy.internal:8443/api/v2/logs";
     fn parse_setting(s: &str) -> Option<Self> {
         let s = s.trim();
-        let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+        let lower = s.to_ascii_lowercase();
+        let scheme_len = if lower.starts_with("https://") {
+            8
+        } else if lower.starts_with("http://") {
+            7
+        } else {
+            return None;
+        };
+        let rest = &s[scheme_len..];
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let ok = !host.is_empty() && !host.starts_with(':') && !s.chars().any(|c| c.is_control() || c.is_whitespace());
+        let ok = !authority.is_empty()
+            && !authority.starts_with(':')
+            && !authority.contains('@')
+            && !s.chars().any(|c| c.is_control() || c.is_whitespace());
         ok.then(|| HttpUrl(s.to_owned()))
+    }
+    fn shown(s: &str) -> String {
+        redact_userinfo(s)
     }
 }
 
@@ -938,7 +960,7 @@ pub const ENV_VARS: &[EnvVar] = &[
 fn parse<T: Setting>(var: &'static str, value: &str) -> Result<T, ConfigError> {
     T::parse_setting(value).ok_or_else(|| ConfigError::Env {
         var,
-        value: value.to_owned(),
+        value: T::shown(value),
         expected: T::EXPECTED,
     })
 }
@@ -1254,15 +1276,20 @@ mod tests {
             ("ENABLE_DATADOG", "true"),
             ("DATADOG_API_KEY", "k"),
             ("DD_TRACE_ENABLED", "false"),
-            ("DATADOG_LOGS_URL", "http://user:pw@127.0.0.1:8080/logs"),
+            ("DATADOG_LOGS_URL", "HTTP://127.0.0.1:8080/logs"),
         ])
         .unwrap();
         assert!(!c.datadog.traces_enabled());
-        assert_eq!(c.datadog.logs_intake_url(), "http://user:pw@127.0.0.1:8080/logs");
-        assert!(
-            !format!("{c:?}").contains("pw"),
-            "credentials in a URL stay out of Debug"
-        );
+        assert_eq!(c.datadog.logs_intake_url(), "HTTP://127.0.0.1:8080/logs");
+        // Credentials in the URL are refused at start-up, and the error does not show them.
+        for url in [
+            "http://user:pw@127.0.0.1:8080/logs",
+            "https://pw@intake.example/v2/logs",
+        ] {
+            let err = load(&[("DATADOG_LOGS_URL", url)]).unwrap_err().to_string();
+            assert!(err.contains("no user:password@ part"), "{err}");
+            assert!(err.contains("<redacted>@") && !err.contains("pw"), "{err}");
+        }
         for (var, bad, expected) in [
             ("DATADOG_LOGS_URL", "ftp://x", "an http:// or https:// URL"),
             ("DATADOG_LOGS_URL", "https://", "an http:// or https:// URL"),

@@ -112,6 +112,27 @@ pub fn current() -> Option<TraceIds> {
     of(&tracing::Span::current())
 }
 
+/// A trace's sampling decision, as Datadog's sampling priority: `-1` dropped by the user, `0`
+/// dropped by the sampler, `1` kept by the sampler, `2` kept by the user. A tracer keeps it in
+/// each span's extensions next to its [`TraceIds`], so that an outgoing request passes the
+/// decision on instead of overriding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SamplingPriority(pub i8);
+
+/// The sampling decision of the current span's trace, when a tracer that keeps one is
+/// installed and a span is entered.
+pub fn current_sampling_priority() -> Option<i8> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<Registry>()?;
+            let data = registry.span(id)?;
+            #[allow(clippy::let_and_return)] // the extensions guard drops before `data`
+            let priority = data.extensions().get::<SamplingPriority>().map(|p| p.0);
+            priority
+        })
+        .flatten()
+}
+
 /// The trace ids of `span`, when a tracer is installed and the span is enabled.
 pub fn of(span: &tracing::Span) -> Option<TraceIds> {
     span.with_subscriber(|(id, dispatch)| {

@@ -14,7 +14,8 @@
 //! Malformed or all-zero values are ignored: the request then starts a new trace.
 //!
 //! Outgoing requests: [`inject`] writes the current span's context in both formats into the
-//! headers of a request you are about to send, so the service you call continues your trace.
+//! headers of a request you are about to send, so the service you call continues your trace
+//! and keeps its sampling decision (the caller's, when the trace came from one).
 //!
 //! ```
 //! use http::HeaderMap;
@@ -22,9 +23,10 @@
 //!
 //! let mut headers = HeaderMap::new();
 //! let ids = TraceIds { trace_id: (0x6500_0000_u128 << 96) | 42, span_id: 7 };
-//! vigil_http::propagation::inject_ids(ids, &mut headers);
+//! vigil_http::propagation::inject_ids(ids, 1, &mut headers);
 //! assert_eq!(headers["x-datadog-trace-id"], "42");
 //! assert_eq!(headers["x-datadog-parent-id"], "7");
+//! assert_eq!(headers["x-datadog-sampling-priority"], "1");
 //! assert_eq!(headers["traceparent"], "00-6500000000000000000000000000002a-0000000000000007-01");
 //!
 //! let parent = vigil_http::propagation::extract(&headers).unwrap();
@@ -115,8 +117,9 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 /// Writes the current span's trace context into `headers` (both Datadog's headers and
-/// `traceparent`), for an outgoing request. Returns `false`, changing nothing, when there is no
-/// current trace (no tracer installed, or outside any span).
+/// `traceparent`), for an outgoing request, with the trace's sampling decision (keep, `1`,
+/// when the tracer keeps none). Returns `false`, changing nothing, when there is no current
+/// trace (no tracer installed, or outside any span).
 ///
 /// ```
 /// let mut headers = http::HeaderMap::new();
@@ -127,17 +130,20 @@ fn is_lower_hex(s: &str) -> bool {
 pub fn inject(headers: &mut HeaderMap) -> bool {
     match vigil_core::trace::current() {
         Some(ids) => {
-            inject_ids(ids, headers);
+            let priority = vigil_core::trace::current_sampling_priority().unwrap_or(1);
+            inject_ids(ids, priority, headers);
             true
         }
         None => false,
     }
 }
 
-/// Writes `ids` into `headers` as the parent of the request being sent: Datadog's
-/// `x-datadog-trace-id`, `x-datadog-parent-id`, `x-datadog-sampling-priority` (1: kept) and,
-/// for a 128-bit trace id, `x-datadog-tags: _dd.p.tid=…`; and W3C `traceparent` (sampled).
-pub fn inject_ids(ids: TraceIds, headers: &mut HeaderMap) {
+/// Writes `ids` into `headers` as the parent of the request being sent, with the trace's
+/// `sampling_priority` (see [`SamplingPriority`](vigil_core::trace::SamplingPriority)):
+/// Datadog's `x-datadog-trace-id`, `x-datadog-parent-id`, `x-datadog-sampling-priority` and,
+/// for a 128-bit trace id, `_dd.p.tid=…` in `x-datadog-tags` (other propagated tags already
+/// there are kept); and W3C `traceparent`, sampled when the priority is positive.
+pub fn inject_ids(ids: TraceIds, sampling_priority: i8, headers: &mut HeaderMap) {
     fn put(headers: &mut HeaderMap, name: HeaderName, args: std::fmt::Arguments<'_>) {
         let mut text = String::with_capacity(56);
         let _ = text.write_fmt(args);
@@ -147,20 +153,37 @@ pub fn inject_ids(ids: TraceIds, headers: &mut HeaderMap) {
     }
     put(headers, DATADOG_TRACE_ID, format_args!("{}", ids.trace_id_low()));
     put(headers, DATADOG_PARENT_ID, format_args!("{}", ids.span_id));
-    headers.insert(DATADOG_SAMPLING_PRIORITY, HeaderValue::from_static("1"));
-    if ids.trace_id_high() == 0 {
-        headers.remove(DATADOG_TAGS);
-    } else {
-        put(
-            headers,
-            DATADOG_TAGS,
-            format_args!("_dd.p.tid={:016x}", ids.trace_id_high()),
-        );
+    put(headers, DATADOG_SAMPLING_PRIORITY, format_args!("{sampling_priority}"));
+    // Other propagated tags stay; a `_dd.p.tid` of another trace does not.
+    let others: Vec<String> = header(headers, &DATADOG_TAGS)
+        .map(|tags| {
+            tags.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !t.starts_with("_dd.p.tid="))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tags = others.join(",");
+    if ids.trace_id_high() != 0 {
+        if !tags.is_empty() {
+            tags.push(',');
+        }
+        let _ = write!(tags, "_dd.p.tid={:016x}", ids.trace_id_high());
     }
+    match HeaderValue::try_from(tags) {
+        Ok(value) if !value.is_empty() => {
+            headers.insert(DATADOG_TAGS, value);
+        }
+        _ => {
+            headers.remove(DATADOG_TAGS);
+        }
+    }
+    let flags = u8::from(sampling_priority > 0);
     put(
         headers,
         TRACEPARENT,
-        format_args!("00-{:032x}-{:016x}-01", ids.trace_id, ids.span_id),
+        format_args!("00-{:032x}-{:016x}-{flags:02x}", ids.trace_id, ids.span_id),
     );
 }
 
@@ -251,9 +274,12 @@ mod tests {
             span_id: 99,
         };
         let mut h = HeaderMap::new();
-        h.insert(DATADOG_TAGS, HeaderValue::from_static("stale"));
-        inject_ids(ids, &mut h);
-        assert_eq!(h[&DATADOG_TAGS], "_dd.p.tid=6700000000000000");
+        h.insert(
+            DATADOG_TAGS,
+            HeaderValue::from_static("_dd.p.dm=-1,_dd.p.tid=0000000000000001"),
+        );
+        inject_ids(ids, 1, &mut h);
+        assert_eq!(h[&DATADOG_TAGS], "_dd.p.dm=-1,_dd.p.tid=6700000000000000");
         let p = extract(&h).unwrap();
         assert_eq!(
             (p.trace_id, p.span_id, p.sampling_priority),
@@ -262,14 +288,32 @@ mod tests {
         h.remove(DATADOG_TRACE_ID);
         let w3c = extract(&h).unwrap();
         assert_eq!((w3c.trace_id, w3c.span_id), (ids.trace_id, 99));
-        // A 64-bit trace id drops a stale _dd.p.tid.
+        // A 64-bit trace id drops a stale _dd.p.tid and keeps the other tags.
         inject_ids(
             TraceIds {
                 trace_id: 5,
                 span_id: 6,
             },
+            1,
+            &mut h,
+        );
+        assert_eq!(h[&DATADOG_TAGS], "_dd.p.dm=-1");
+        h.remove(DATADOG_TAGS);
+        inject_ids(
+            TraceIds {
+                trace_id: 5,
+                span_id: 6,
+            },
+            1,
             &mut h,
         );
         assert!(h.get(&DATADOG_TAGS).is_none());
+        // A decision to drop is passed on, not overridden.
+        for (priority, flags) in [(-1, "00"), (0, "00"), (2, "01")] {
+            inject_ids(ids, priority, &mut h);
+            assert_eq!(h[&DATADOG_SAMPLING_PRIORITY], priority.to_string().as_str());
+            assert!(h[&TRACEPARENT].to_str().unwrap().ends_with(flags), "{priority}");
+            assert_eq!(extract(&h).unwrap().sampling_priority, Some(priority));
+        }
     }
 }

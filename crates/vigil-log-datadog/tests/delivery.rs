@@ -326,6 +326,39 @@ fn the_interval_flush_sends_without_an_explicit_flush() {
 }
 
 #[test]
+fn a_full_batch_of_entries_is_sent_at_once_without_waiting_for_the_interval() {
+    let intake = Intake::start();
+    let datadog = builder(&intake)
+        .flush_interval(Duration::from_hours(1))
+        .build()
+        .unwrap();
+    // 1000 entries fill a request: the sender wakes up for them, with no flush and no interval.
+    log_n(&datadog, 1000);
+    assert!(intake.wait_for_entries(1000, Duration::from_secs(20)));
+    assert_eq!(sequence_numbers(&intake.entries()), (0..1000).collect::<Vec<_>>());
+    assert!(intake.violations().is_empty(), "{:?}", intake.violations());
+}
+
+#[test]
+fn a_full_batch_of_bytes_is_sent_at_once_without_waiting_for_the_interval() {
+    let intake = Intake::start();
+    let datadog = builder(&intake)
+        .flush_interval(Duration::from_hours(1))
+        .build()
+        .unwrap();
+    // Six entries of 900 kB are over the 5 MB of one request: the sender wakes up for them.
+    let resource = resource();
+    let message = "x".repeat(900_000);
+    for seq in 0..6 {
+        log_seq(&datadog, &resource, seq, &message);
+    }
+    assert!(intake.wait_for_entries(6, Duration::from_secs(20)));
+    assert_eq!(sequence_numbers(&intake.entries()), (0..6).collect::<Vec<_>>());
+    assert!(intake.requests().iter().all(|r| r.uncompressed <= 5_000_000));
+    assert!(intake.violations().is_empty(), "{:?}", intake.violations());
+}
+
+#[test]
 fn shutdown_delivers_everything_queued() {
     let intake = Intake::start();
     let datadog = builder(&intake).build().unwrap();

@@ -348,6 +348,7 @@ where
         let mut ext = span.extensions_mut();
         // `replace`, not `insert`: a second tracer layer must not panic the application.
         ext.replace(ids);
+        ext.replace(trace::SamplingPriority(state.trace.priority));
         ext.replace(state);
     }
 

@@ -117,7 +117,15 @@ fn a_remote_parent_continues_the_callers_trace() {
             let request = vigil_core::trace::with_remote_parent(parent, || tracing::info_span!("incoming"));
             let ids = vigil_core::trace::of(&request).unwrap();
             assert_eq!(ids.trace_id, parent.trace_id);
-            request.in_scope(|| tracing::info_span!("inner").in_scope(|| {}));
+            request.in_scope(|| {
+                tracing::info_span!("inner").in_scope(|| {
+                    // The caller's decision is what an outgoing request passes on.
+                    assert_eq!(
+                        vigil_core::trace::current_sampling_priority(),
+                        Some(parent.sampling_priority.unwrap_or(1))
+                    );
+                });
+            });
         }
         // Nothing is left for an unrelated span.
         tracing::info_span!("unrelated").in_scope(|| {});
