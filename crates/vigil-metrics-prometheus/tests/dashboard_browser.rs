@@ -129,7 +129,9 @@ fn assert_no_page_errors(dom: &str) {
         "the page reported errors:\n{dom}"
     );
     // The count the page keeps on <body> (the inline script's text names it too).
-    let body = dom.find("<body").map(|at| &dom[at..at + dom[at..].find('>').unwrap_or(0)]);
+    let body = dom
+        .find("<body")
+        .map(|at| &dom[at..at + dom[at..].find('>').unwrap_or(0)]);
     assert!(
         body.is_some_and(|tag| !tag.contains("data-errors")),
         "the page reported errors:\n{dom}"
