@@ -718,7 +718,7 @@ mod tests {
             "| AMD EPYC 7B13 | 2 | 6.1.0 | rustc 1.95.0 | 2026-11-25 13:20 UTC | 1.50 1.20 1.00 → 2.00 1.50 1.10 |",
             "cargo bench -p vigil --bench facade -- --warm-up-time 1 --measurement-time 2",
             "cargo bench -p vigil-metrics-prometheus --bench backend -- --warm-up-time 1 --measurement-time 2",
-            "wrk -t1 -c16 -d2s http://127.0.0.1:<port>/   # warm-up",
+            "taskset -c 1 wrk -t1 -c16 -d2s http://127.0.0.1:<port>/   # warm-up",
             // Hot path: facade, macro, handle, prometheus-client, prometheus, two ratios.
             "| counter | 2 | 12.0 | 120 | 5.50 | 40.0 | 30.0 | 0.30x | 0.40x |",
             "| histogram | 5 | 50.0 | 120 | 5.50 | 40.0 | 30.0 | 1.25x | 1.67x |",

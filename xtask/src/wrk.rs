@@ -40,20 +40,27 @@ pub struct WrkConfig {
     pub loaded_scrapes: usize,
     /// Pause between two scrapes, in milliseconds.
     pub scrape_interval_ms: u64,
+    /// Whether the server runs on CPU 0 with one Tokio worker and wrk on CPU 1 (`taskset`), so
+    /// that the two never compete for a core and throughput measures the server's cost per
+    /// request. Asked for by both configurations; [`run`] turns it off (and the report says so)
+    /// on a machine with one CPU or without `taskset`.
+    pub pinned: bool,
 }
 
 impl WrkConfig {
-    /// The full run: 3 rounds of 2 s warm-up and 8 s measured per form, then 50 idle scrapes
-    /// and up to 100 under load.
+    /// The full run: 6 rounds of 2 s warm-up and 6 s measured per form (the machine's noise
+    /// between runs is larger than the effect measured, so many alternating rounds), then 50
+    /// idle scrapes and up to 100 under load.
     pub const FULL: WrkConfig = WrkConfig {
-        rounds: 3,
+        rounds: 6,
         warmup_seconds: 2,
-        measure_seconds: 8,
+        measure_seconds: 6,
         threads: 1,
         connections: 16,
         idle_scrapes: 50,
         loaded_scrapes: 100,
         scrape_interval_ms: 50,
+        pinned: true,
     };
 
     /// A smoke run (`--quick`): one short round, a few scrapes.
@@ -66,11 +73,26 @@ impl WrkConfig {
         idle_scrapes: 10,
         loaded_scrapes: 20,
         scrape_interval_ms: 50,
+        pinned: true,
     };
 
     /// The wrk command line of a measured run (without the URL).
     pub fn wrk_args(&self, seconds: u32) -> String {
-        format!("wrk -t{} -c{} -d{seconds}s", self.threads, self.connections)
+        format!(
+            "{}wrk -t{} -c{} -d{seconds}s",
+            if self.pinned { "taskset -c 1 " } else { "" },
+            self.threads,
+            self.connections
+        )
+    }
+
+    /// How the server runs, for the report.
+    pub fn server_placement(&self) -> &'static str {
+        if self.pinned {
+            "the server on CPU 0 (`taskset -c 0`, `TOKIO_WORKER_THREADS=1`), wrk on CPU 1"
+        } else {
+            "server and wrk unpinned (one CPU, or no `taskset`), the server with Tokio's default workers"
+        }
     }
 }
 
@@ -115,12 +137,14 @@ impl WrkReport {
     pub fn render(&self) -> String {
         let c = &self.config;
         let mut out = format!(
-            "`{}` on loopback after a {} s warm-up per run, {} round(s) alternating the forms (each \
-             round starts with a different one); medians. Ratios are throughput ratios: higher is better.\n\n\
+            "`{}` on loopback after a {} s warm-up per run, {}; {} round(s) alternating the forms \
+             (each round starts with a different one); medians. Ratios are throughput ratios: higher \
+             is better.\n\n\
              | form | runs (requests/s) | median (requests/s) | ratio to bare | ratio to axum-prometheus |\n\
              |---|---|---:|---:|---:|\n",
             c.wrk_args(c.measure_seconds),
             c.warmup_seconds,
+            c.server_placement(),
             c.rounds
         );
         let bare = self.median("bare").filter(|b| *b > 0.0);
@@ -165,6 +189,7 @@ impl WrkReport {
                 "scrape_interval_ms",
                 Value::int(i64::try_from(c.scrape_interval_ms).unwrap_or(i64::MAX)),
             ),
+            ("pinned", Value::Bool(c.pinned)),
         ]);
         let runs = Value::obj(self.runs.iter().map(|(v, values)| (*v, nums(values))));
         let scrape = self.scrape.as_ref().map_or(Value::Null, |s| {
@@ -209,6 +234,8 @@ impl WrkReport {
             idle_scrapes: size(config, "idle_scrapes")?,
             loaded_scrapes: size(config, "loaded_scrapes")?,
             scrape_interval_ms: int(config, "scrape_interval_ms")?,
+            // Runs kept before pinning existed were not pinned.
+            pinned: matches!(config.get("pinned"), Some(Value::Bool(true))),
         };
         let runs_value = value.get("runs").context("no `runs`")?;
         let mut runs = Vec::new();
@@ -296,8 +323,12 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 /// # Errors
 ///
 /// When wrk cannot be installed, the app does not build or start, or wrk's output has no rate.
-pub fn run(config: WrkConfig) -> Result<WrkReport> {
+pub fn run(mut config: WrkConfig) -> Result<WrkReport> {
     ensure_wrk()?;
+    if config.pinned && !can_pin() {
+        eprintln!("wrk: one CPU or no taskset: server and wrk run unpinned");
+        config.pinned = false;
+    }
     Cmd::cargo("bench: build http_bench_server")
         .args(["build", "--release", "-p", "examples", "--example", "http_bench_server"])
         .run()?;
@@ -317,11 +348,36 @@ pub fn run(config: WrkConfig) -> Result<WrkReport> {
         }
     }
     let scrape = scrapes(&config, &binary).context("scraping the vigil form's /metrics")?;
+    print_ratios(&runs);
     Ok(WrkReport {
         config,
         runs,
         scrape: Some(scrape),
     })
+}
+
+/// Prints the median ratios of the Vigil form.
+fn print_ratios(runs: &[(&'static str, Vec<f64>)]) {
+    let med = |name: &str| runs.iter().find(|(v, _)| *v == name).and_then(|(_, v)| median(v));
+    if let (Some(bare), Some(vigil), Some(peer)) = (med("bare"), med("vigil"), med("axum-prometheus")) {
+        println!(
+            "wrk medians: bare {bare:.0}, vigil {vigil:.0} ({:.3}x bare), axum-prometheus {peer:.0} (vigil {:.3}x it)",
+            vigil / bare,
+            vigil / peer
+        );
+    }
+}
+
+/// Whether the server and wrk can each have a CPU of their own.
+fn can_pin() -> bool {
+    let cpus = thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    cpus >= 2
+        && Command::new("taskset")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 /// Kills the server when dropped.
@@ -336,11 +392,18 @@ impl Drop for Server {
 
 /// Starts `variant` on free ports and waits until both listen; returns it with the app port
 /// and the metrics port.
-fn start(binary: &Path, variant: &str) -> Result<(Server, u16, u16)> {
+fn start(config: &WrkConfig, binary: &Path, variant: &str) -> Result<(Server, u16, u16)> {
     let port = free_port()?;
     let metrics_port = free_port()?;
-    let server = Server(
+    let mut command = if config.pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(binary).env("TOKIO_WORKER_THREADS", "1");
+        c
+    } else {
         Command::new(binary)
+    };
+    let server = Server(
+        command
             .arg(variant)
             .env("PORT", port.to_string())
             .env("PROMETHEUS_PORT", metrics_port.to_string())
@@ -370,7 +433,7 @@ fn start(binary: &Path, variant: &str) -> Result<(Server, u16, u16)> {
 }
 
 fn measure(config: &WrkConfig, binary: &Path, variant: &str) -> Result<f64> {
-    let (server, port, _) = start(binary, variant)?;
+    let (server, port, _) = start(config, binary, variant)?;
     let url = format!("http://127.0.0.1:{port}/");
     wrk_output(
         &wrk(config, &url, config.warmup_seconds)
@@ -388,7 +451,7 @@ fn measure(config: &WrkConfig, binary: &Path, variant: &str) -> Result<f64> {
 
 /// Scrapes the Vigil form's `/metrics`: idle, then while wrk runs against the app.
 fn scrapes(config: &WrkConfig, binary: &Path) -> Result<ScrapeReport> {
-    let (server, port, metrics_port) = start(binary, "vigil")?;
+    let (server, port, metrics_port) = start(config, binary, "vigil")?;
     let app = format!("http://127.0.0.1:{port}/");
     let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
     let client = HttpClient::new(Duration::from_secs(10));
@@ -448,7 +511,13 @@ fn scrape(client: &HttpClient, url: &str) -> Result<(f64, usize)> {
 
 /// The wrk command for a run of `seconds` against `url`.
 fn wrk(config: &WrkConfig, url: &str, seconds: u32) -> Command {
-    let mut command = Command::new("wrk");
+    let mut command = if config.pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1", "wrk"]);
+        c
+    } else {
+        Command::new("wrk")
+    };
     command.args([
         format!("-t{}", config.threads),
         format!("-c{}", config.connections),
@@ -561,7 +630,16 @@ mod tests {
             text.contains("| axum-prometheus | 80 | 80 | 0.800x | 1.000x |"),
             "{text}"
         );
-        assert!(text.contains("`wrk -t1 -c16 -d8s`"), "{text}");
+        assert!(text.contains("`taskset -c 1 wrk -t1 -c16 -d6s`"), "{text}");
+        assert!(text.contains("the server on CPU 0"), "{text}");
+        let unpinned = WrkReport {
+            config: WrkConfig {
+                pinned: false,
+                ..WrkConfig::FULL
+            },
+            ..report.clone()
+        };
+        assert!(unpinned.render().contains("`wrk -t1 -c16 -d6s`"));
         let text = report.render_scrapes().unwrap();
         assert!(text.contains("| idle | 4 | 0.50 | 1.00 | 1.00 |"), "{text}");
         assert!(

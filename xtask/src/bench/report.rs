@@ -263,11 +263,13 @@ fn commands(settings: &Settings) -> String {
     let _ = writeln!(
         out,
         "cargo build --release -p examples --example http_bench_server\n\
-         # per round and form (bare, vigil, axum-prometheus), each on a fresh server:\n\
+         # per round and form (bare, vigil, axum-prometheus), each on a fresh server\n\
+         # ({}):\n\
          {} http://127.0.0.1:<port>/   # warm-up\n\
          {} http://127.0.0.1:<port>/   # measured\n\
          # then the vigil form: GET http://127.0.0.1:<metrics port>/metrics, idle and during\n\
          {} http://127.0.0.1:<port>/\n```",
+        w.server_placement(),
         w.wrk_args(w.warmup_seconds),
         w.wrk_args(w.measure_seconds),
         w.wrk_args(w.measure_seconds)
