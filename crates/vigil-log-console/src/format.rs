@@ -98,6 +98,15 @@ enum Style {
 /// paragraph separators, plus `"` and `\` unless `style` is [`Style::Bare`].
 fn escape(out: &mut Vec<u8>, s: &str, style: Style) {
     let bytes = s.as_bytes();
+    // The common case, printable ASCII with nothing to escape in this style, in one copy.
+    let quotes_ok = style == Style::Bare;
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && (quotes_ok || (b != b'"' && b != b'\\')))
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
