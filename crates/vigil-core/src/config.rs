@@ -397,6 +397,15 @@ pub struct PrometheusConfig {
     /// Serves the live dashboard at `/dashboard` on the same port (`PROMETHEUS_DASHBOARD`),
     /// default true.
     pub dashboard: bool,
+    /// A bearer token every request to the metrics port must carry
+    /// (`Authorization: Bearer <token>`; `PROMETHEUS_AUTH_TOKEN`). Secret.
+    pub auth_token: Option<Secret>,
+    /// The user name of HTTP basic auth on the metrics port (`PROMETHEUS_BASIC_AUTH_USER`),
+    /// with [`basic_auth_password`](Self::basic_auth_password).
+    pub basic_auth_user: Option<String>,
+    /// The password of HTTP basic auth on the metrics port
+    /// (`PROMETHEUS_BASIC_AUTH_PASSWORD`). Secret.
+    pub basic_auth_password: Option<Secret>,
 }
 
 impl Default for PrometheusConfig {
@@ -407,6 +416,9 @@ impl Default for PrometheusConfig {
             protocol: Protocol::Http,
             max_series_per_metric: Count(1000),
             dashboard: true,
+            auth_token: None,
+            basic_auth_user: None,
+            basic_auth_password: None,
         }
     }
 }
@@ -786,6 +798,44 @@ pub const ENV_VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "PROMETHEUS_AUTH_TOKEN",
+        key: "prometheus.auth_token",
+        default: "",
+        doc: "A bearer token required on every request to the metrics port (/metrics, /dashboard); a request without it gets 401. Secret.",
+        apply: |c, _, v| {
+            c.prometheus.auth_token = Some(Secret(v.trim().to_owned()));
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "PROMETHEUS_BASIC_AUTH_USER",
+        key: "prometheus.basic_auth_user",
+        default: "",
+        doc: "User name of HTTP basic auth on the metrics port, with PROMETHEUS_BASIC_AUTH_PASSWORD (a browser asks for it on /dashboard).",
+        apply: |c, n, v| {
+            let user = parse::<Name>(n, v)?.0;
+            if user.contains(':') {
+                return Err(ConfigError::Env {
+                    var: n,
+                    value: user,
+                    expected: "a user name without ':' (basic auth separates user and password with it)",
+                });
+            }
+            c.prometheus.basic_auth_user = Some(user);
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "PROMETHEUS_BASIC_AUTH_PASSWORD",
+        key: "prometheus.basic_auth_password",
+        default: "",
+        doc: "Password of HTTP basic auth on the metrics port, with PROMETHEUS_BASIC_AUTH_USER. Secret.",
+        apply: |c, _, v| {
+            c.prometheus.basic_auth_password = Some(Secret(v.to_owned()));
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "DB_SLOW_QUERY_MS",
         key: "db.slow_query_ms",
         default: "100",
@@ -1091,6 +1141,34 @@ impl Config {
                 reason: "the Datadog integration is enabled (ENABLE_DATADOG or logger_backends)",
             });
         }
+        let p = &self.prometheus;
+        if p.auth_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+            return Err(ConfigError::Missing {
+                var: "PROMETHEUS_AUTH_TOKEN",
+                reason: "an empty token would let every request in; unset it, or set a token",
+            });
+        }
+        match (&p.basic_auth_user, &p.basic_auth_password) {
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    var: "PROMETHEUS_BASIC_AUTH_PASSWORD",
+                    reason: "PROMETHEUS_BASIC_AUTH_USER is set",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    var: "PROMETHEUS_BASIC_AUTH_USER",
+                    reason: "PROMETHEUS_BASIC_AUTH_PASSWORD is set",
+                });
+            }
+            (Some(_), Some(password)) if password.expose().is_empty() => {
+                return Err(ConfigError::Missing {
+                    var: "PROMETHEUS_BASIC_AUTH_PASSWORD",
+                    reason: "an empty password would let anyone with the user name in",
+                });
+            }
+            _ => {}
+        }
         for (key, value) in [("service", &self.service), ("environment", &self.environment)] {
             if Name::parse_setting(value).is_none() {
                 return Err(ConfigError::File {
@@ -1236,6 +1314,9 @@ mod tests {
             ("DD_DOGSTATSD_PORT", "9125"),
             ("DD_DOGSTATSD_SOCKET", "/var/run/datadog/dsd.socket"),
             ("DD_DOGSTATSD_URL", "udp://127.0.0.1:8125"),
+            ("PROMETHEUS_AUTH_TOKEN", "t0ken"),
+            ("PROMETHEUS_BASIC_AUTH_USER", "prometheus"),
+            ("PROMETHEUS_BASIC_AUTH_PASSWORD", "pw"),
         ];
         for var in ENV_VARS.iter().filter(|v| v.name != "VIGIL_CONFIG") {
             let (_, value) = samples
@@ -1248,6 +1329,50 @@ mod tests {
         }
         let c = load(&[("HTTP_ACCESS_LOG", "yes")]).unwrap();
         assert!(c.http.access_log);
+    }
+
+    #[test]
+    fn metrics_port_credentials() {
+        let c = load(&[
+            ("PROMETHEUS_AUTH_TOKEN", " tok-123 "),
+            ("PROMETHEUS_BASIC_AUTH_USER", "prom"),
+            ("PROMETHEUS_BASIC_AUTH_PASSWORD", "p w"),
+        ])
+        .unwrap();
+        assert_eq!(c.prometheus.auth_token.as_ref().map(Secret::expose), Some("tok-123"));
+        assert_eq!(c.prometheus.basic_auth_user.as_deref(), Some("prom"));
+        assert_eq!(
+            c.prometheus.basic_auth_password.as_ref().map(Secret::expose),
+            Some("p w")
+        );
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("tok-123") && !debug.contains("p w"), "{debug}");
+        // Half a basic-auth pair is an error naming the missing half.
+        let err = load(&[("PROMETHEUS_BASIC_AUTH_USER", "prom")]).unwrap_err().to_string();
+        assert!(err.starts_with("PROMETHEUS_BASIC_AUTH_PASSWORD is required"), "{err}");
+        let err = load(&[("PROMETHEUS_BASIC_AUTH_PASSWORD", "secret-pw")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("PROMETHEUS_BASIC_AUTH_USER is required") && !err.contains("secret-pw"),
+            "{err}"
+        );
+        let err = load(&[
+            ("PROMETHEUS_BASIC_AUTH_USER", "a:b"),
+            ("PROMETHEUS_BASIC_AUTH_PASSWORD", "x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("PROMETHEUS_BASIC_AUTH_USER=") && err.contains("without ':'"),
+            "{err}"
+        );
+        // From a file, an empty token is refused rather than letting everyone in.
+        let err = Config::from_toml_str("[prometheus]\nauth_token = \"\"\n")
+            .and_then(|c| c.validate().map(|()| c))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("PROMETHEUS_AUTH_TOKEN is required"), "{err}");
     }
 
     #[test]

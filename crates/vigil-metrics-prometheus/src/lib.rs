@@ -22,6 +22,7 @@
 //! # Ok::<(), vigil_metrics_prometheus::PrometheusError>(())
 //! ```
 
+mod auth;
 mod backend;
 mod cells;
 mod dashboard;
@@ -38,7 +39,8 @@ pub use backend::{
 pub use dashboard::{
     DEFAULT_DASHBOARD_HISTORY, DEFAULT_DASHBOARD_INTERVAL, DashboardHistory, DashboardOptions, MAX_DASHBOARD_HISTORY,
 };
-pub use server::{CONTENT_TYPE_TEXT, MetricsServer, dashboard_csp};
+pub use auth::MetricsAuth;
+pub use server::{CONTENT_TYPE_TEXT, MetricsServer, ServerOptions, dashboard_csp};
 
 /// Errors of the Prometheus backend.
 #[derive(Debug, thiserror::Error)]

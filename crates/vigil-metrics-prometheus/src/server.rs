@@ -10,15 +10,59 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, HeaderValue,
-    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName,
+    HeaderValue, REFERRER_POLICY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
 use crate::dashboard::{DashboardHistory, DashboardOptions, page};
-use crate::{PrometheusBackend, PrometheusError};
+use crate::{MetricsAuth, PrometheusBackend, PrometheusError};
+
+/// How the metrics port serves: the dashboard's options and who may read it.
+///
+/// ```
+/// use vigil_metrics_prometheus::{DashboardOptions, MetricsAuth, ServerOptions};
+///
+/// let options = ServerOptions::from(DashboardOptions::default()).auth(MetricsAuth::none().bearer("t0ken"));
+/// assert!(options.auth_required());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    dashboard: DashboardOptions,
+    auth: MetricsAuth,
+}
+
+impl ServerOptions {
+    /// The dashboard's options.
+    #[must_use]
+    pub fn dashboard(mut self, dashboard: DashboardOptions) -> Self {
+        self.dashboard = dashboard;
+        self
+    }
+
+    /// The credentials every request must carry (none by default).
+    #[must_use]
+    pub fn auth(mut self, auth: MetricsAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Whether requests need a credential.
+    pub fn auth_required(&self) -> bool {
+        self.auth.is_required()
+    }
+}
+
+impl From<DashboardOptions> for ServerOptions {
+    fn from(dashboard: DashboardOptions) -> Self {
+        ServerOptions {
+            dashboard,
+            auth: MetricsAuth::none(),
+        }
+    }
+}
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -46,6 +90,10 @@ pub fn dashboard_csp() -> &'static str {
 /// |---|---|
 /// | `/dashboard` | the page: one self-contained HTML document, its script and style inline (no external origin, no CDN) |
 /// | `/dashboard/data` | the history as JSON ([`DashboardHistory::to_json`]), polled by the page |
+///
+/// With [`MetricsAuth`] credentials configured (see [`ServerOptions::auth`]), every request
+/// without one of them gets `401 Unauthorized` with a `WWW-Authenticate` challenge, whatever
+/// its path.
 ///
 /// Dashboard responses carry `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`,
 /// `Referrer-Policy: no-referrer` and the strict [`dashboard_csp`]. Other methods on these
@@ -86,7 +134,8 @@ impl MetricsServer {
         Self::start_with(backend, host, port, DashboardOptions::default())
     }
 
-    /// As [`start`](Self::start), with the dashboard configured (or disabled) by `dashboard`.
+    /// As [`start`](Self::start), with the dashboard configured (or disabled) and credentials
+    /// required as `options` say ([`DashboardOptions`] converts into [`ServerOptions`]).
     ///
     /// # Errors
     ///
@@ -95,8 +144,10 @@ impl MetricsServer {
         backend: PrometheusBackend,
         host: &str,
         port: u16,
-        dashboard: DashboardOptions,
+        options: impl Into<ServerOptions>,
     ) -> Result<Self, PrometheusError> {
+        let ServerOptions { dashboard, auth } = options.into();
+        let auth = Arc::new(auth);
         let listener = bind(host, port)?;
         let local_addr = listener.local_addr().map_err(PrometheusError::Runtime)?;
         listener.set_nonblocking(true).map_err(PrometheusError::Runtime)?;
@@ -112,7 +163,7 @@ impl MetricsServer {
         });
         let thread = std::thread::Builder::new()
             .name("vigil-metrics-server".to_owned())
-            .spawn(move || runtime.block_on(serve(listener, backend, dashboard, stopped)))
+            .spawn(move || runtime.block_on(serve(listener, backend, dashboard, auth, stopped)))
             .map_err(PrometheusError::Runtime)?;
         Ok(MetricsServer {
             local_addr,
@@ -177,6 +228,7 @@ async fn serve(
     listener: TcpListener,
     backend: PrometheusBackend,
     dashboard: Option<Dashboard>,
+    auth: Arc<MetricsAuth>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -203,12 +255,14 @@ async fn serve(
                 let Ok((stream, _peer)) = accepted else { continue };
                 let backend = backend.clone();
                 let history = history.clone();
+                let auth = Arc::clone(&auth);
                 let mut stopped = stopped.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let backend = backend.clone();
                         let history = history.clone();
-                        async move { Ok::<_, Infallible>(respond(&backend, history.as_deref(), &req)) }
+                        let auth = Arc::clone(&auth);
+                        async move { Ok::<_, Infallible>(respond(&backend, history.as_deref(), &auth, &req)) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .header_read_timeout(Duration::from_secs(10))
@@ -237,8 +291,22 @@ enum Route {
 fn respond(
     backend: &PrometheusBackend,
     history: Option<&DashboardHistory>,
+    auth: &MetricsAuth,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    // Before anything else, so that an unauthenticated client learns nothing, not even which
+    // paths exist.
+    let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !auth.allows(authorization) {
+        let mut response = plain(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: this metrics port needs a credential\n",
+        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(auth.challenge()));
+        return response;
+    }
     let route = match (req.uri().path(), history.is_some()) {
         ("/metrics", _) => Route::Metrics,
         ("/dashboard", true) => Route::Page,

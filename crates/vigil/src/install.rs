@@ -278,7 +278,15 @@ fn prometheus_backend(config: &Config) -> Result<(Box<dyn Recorder + Send + Sync
     } else {
         vigil_metrics_prometheus::DashboardOptions::disabled()
     };
-    let server = vigil_metrics_prometheus::MetricsServer::start_with(backend.clone(), &p.host, p.port.0, dashboard)?;
+    let mut auth = vigil_metrics_prometheus::MetricsAuth::none();
+    if let Some(token) = &p.auth_token {
+        auth = auth.bearer(token.expose());
+    }
+    if let (Some(user), Some(password)) = (&p.basic_auth_user, &p.basic_auth_password) {
+        auth = auth.basic(user, password.expose());
+    }
+    let options = vigil_metrics_prometheus::ServerOptions::from(dashboard).auth(auth);
+    let server = vigil_metrics_prometheus::MetricsServer::start_with(backend.clone(), &p.host, p.port.0, options)?;
     Ok((Box::new(backend), Some(server)))
 }
 

@@ -11,10 +11,21 @@ use std::process::{Command, Stdio};
 
 /// One HTTP/1.1 request; returns (status, headers, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    http_with(addr, method, path, &[])
+}
+
+/// One HTTP/1.1 request with extra `headers`; returns (status, headers, body).
+pub fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut extra = String::new();
+    for (k, v) in headers {
+        for part in [*k, ": ", *v, "\r\n"] {
+            extra.push_str(part);
+        }
+    }
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
