@@ -2,15 +2,18 @@
 //!
 //! ```text
 //! cargo run -p examples --example custom_logger -- /tmp/app.log
+//! cargo run -p examples --example custom_logger -- /dev/full    # a full disk
 //! ```
 //!
 //! `log` formats the record on the caller's thread and queues the line; a background thread
 //! (Vigil's `QueuedWriter`) appends it to the file, so a slow disk never blocks the caller.
-//! Lines that do not fit in the queue, or that the disk refuses (a full disk), are counted.
+//! Lines that do not fit in the queue, or that the disk refuses (a full disk), are counted,
+//! and the counts are printed at the end; the application carries on either way.
 
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use vigil::config::Config;
@@ -84,14 +87,17 @@ fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
         .map_or_else(|| std::env::temp_dir().join("vigil-custom-logger.log"), PathBuf::from);
-    let file_logger = FileLogger::open(&path)?;
+    let file_logger = Arc::new(FileLogger::open(&path)?);
 
     // No console and no Prometheus here: just the custom backend.
     let mut config = Config::load()?;
     config.logger_backends.clear();
     config.metrics_backends.clear();
     config.log.level = Level::Debug;
-    let guard = Vigil::builder().config(config).log_backend(file_logger).install()?;
+    let guard = Vigil::builder()
+        .config(config)
+        .log_backend(Arc::clone(&file_logger))
+        .install()?;
 
     Logger::info("User logged in", fields!(user_id = 42));
     Logger::debug("below the file logger's own minimum level", fields!());
@@ -105,7 +111,17 @@ fn main() -> anyhow::Result<()> {
     }
     guard.shutdown(Duration::from_secs(5));
 
-    println!("{}:", path.display());
-    print!("{}", std::fs::read_to_string(&path)?);
+    let stats = file_logger.writer.stats();
+    println!(
+        "{} lines written, {} dropped (queue full), {} lost to write errors (a full disk, say)",
+        stats.written(),
+        stats.dropped(),
+        stats.write_errors()
+    );
+    // A regular file is shown; a device such as /dev/full is not read back.
+    if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        println!("{}:", path.display());
+        print!("{}", std::fs::read_to_string(&path)?);
+    }
     Ok(())
 }

@@ -82,6 +82,8 @@ fn main() -> anyhow::Result<()> {
     let mut config = Config::load()?;
     config.logger_backends.clear();
     config.metrics_backends.clear();
+    // Only the four updates below: no process and runtime metrics from the VM sampler.
+    config.vm.enabled = false;
     let guard = Vigil::builder().config(config).metrics_backend(backend).install()?;
 
     Metrics::increment("comments.created", 1, &[("region", "us-east")]);

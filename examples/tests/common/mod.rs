@@ -9,19 +9,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The path of a built example. `cargo test` builds examples before integration tests; when
-/// a filter skipped that (`cargo test --test x`), it is built here.
+/// The path of a built example, brought up to date once per test process (`cargo test`
+/// builds examples only when no filter skips them, and a binary left from an earlier build may
+/// be stale; when it is fresh the build is a no-op).
 pub fn example(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|d| d.parent()).unwrap().join("examples");
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.is_file() {
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
-            .args(["build", "-p", "examples", "--example", name])
+            .args(["build", "--quiet", "-p", "examples", "--example", name])
             .status()
             .unwrap();
         assert!(status.success(), "building the {name} example failed");
+        built.push(name.to_owned());
     }
     assert!(path.is_file(), "{} is missing", path.display());
     path
