@@ -814,10 +814,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         doc: "User name of HTTP basic auth on the metrics port, with PROMETHEUS_BASIC_AUTH_PASSWORD (a browser asks for it on /dashboard).",
         apply: |c, n, v| {
             let user = parse::<Name>(n, v)?.0;
-            if user.contains(':') {
+            if let Some((name, _)) = user.split_once(':') {
+                // What follows the ':' may well be the password pasted along: not shown.
                 return Err(ConfigError::Env {
                     var: n,
-                    value: user,
+                    value: format!("{name}:<redacted>"),
                     expected: "a user name without ':' (basic auth separates user and password with it)",
                 });
             }
@@ -1358,15 +1359,16 @@ mod tests {
             "{err}"
         );
         let err = load(&[
-            ("PROMETHEUS_BASIC_AUTH_USER", "a:b"),
+            ("PROMETHEUS_BASIC_AUTH_USER", "a:pasted-pw"),
             ("PROMETHEUS_BASIC_AUTH_PASSWORD", "x"),
         ])
         .unwrap_err()
         .to_string();
         assert!(
-            err.starts_with("PROMETHEUS_BASIC_AUTH_USER=") && err.contains("without ':'"),
+            err.starts_with("PROMETHEUS_BASIC_AUTH_USER=\"a:<redacted>\"") && err.contains("without ':'"),
             "{err}"
         );
+        assert!(!err.contains("pasted-pw"), "{err}");
         // From a file, an empty token is refused rather than letting everyone in.
         let err = Config::from_toml_str("[prometheus]\nauth_token = \"\"\n")
             .and_then(|c| c.validate().map(|()| c))

@@ -44,19 +44,44 @@ pub struct Running {
 }
 
 impl Running {
+    /// Starts example `name` with `env`; its stdout lines are kept, its stderr is the test's.
     pub fn start(name: &str, env: &[(&str, String)]) -> Running {
+        Self::spawn(name, env, false)
+    }
+
+    /// As [`start`](Self::start), keeping stderr's lines too (after stdout's, in `lines`).
+    pub fn start_capturing_stderr(name: &str, env: &[(&str, String)]) -> Running {
+        Self::spawn(name, env, true)
+    }
+
+    fn spawn(name: &str, env: &[(&str, String)], capture_stderr: bool) -> Running {
         let mut cmd = Command::new(example(name));
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(if capture_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        });
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let reader = std::thread::spawn(move || {
+            let errors = stderr.map(|stderr| {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let kept: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
+                    sink.lock().unwrap().extend(kept);
+                })
+            });
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
+            }
+            if let Some(errors) = errors {
+                let _ = errors.join();
             }
         });
         Running {
@@ -140,7 +165,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Str
 #[path = "../../../crates/vigil-metrics-prometheus/tests/common/mod.rs"]
 mod prometheus_helpers;
 
-use prometheus_helpers::dechunk;
+pub use prometheus_helpers::{dechunk, http_with};
 
 /// The value of the sample whose line starts with `prefix`, in Prometheus text.
 pub fn sample(text: &str, prefix: &str) -> Option<f64> {
