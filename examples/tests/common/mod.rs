@@ -165,6 +165,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Str
 #[path = "../../../crates/vigil-metrics-prometheus/tests/common/mod.rs"]
 mod prometheus_helpers;
 
+#[allow(unused_imports)] // each test binary uses a part of it
 pub use prometheus_helpers::{dechunk, http_with};
 
 /// The value of the sample whose line starts with `prefix`, in Prometheus text.
