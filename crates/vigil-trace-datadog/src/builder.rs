@@ -69,7 +69,7 @@ impl DatadogTraceLayerBuilder {
             retry: RetryPolicy {
                 initial_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
-                max_retries: 5,
+                max_retries: u32::MAX,
             },
             db_system: None,
             max_statement_len: 5_000,
@@ -134,7 +134,11 @@ impl DatadogTraceLayerBuilder {
     }
 
     /// How many times a failed payload is retried (on 408, 429, 5xx, timeouts and I/O errors)
-    /// before it is dropped and counted (default 5).
+    /// before it is dropped and counted (`reason="send_failed"`). By default there is no limit,
+    /// as for logs: a payload is retried until the agent takes it or the sender shuts down
+    /// (its deadline drops what is left, counted), while new traces wait in the bounded queue
+    /// and, past it, are dropped and counted (`reason="queue_full"`). So an agent restarting
+    /// loses nothing the queue can hold.
     #[must_use]
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.retry.max_retries = retries;
