@@ -12,6 +12,7 @@ use vigil_core::catalogue;
 use crate::PrometheusError;
 use crate::cells::Scale;
 use crate::registry::{Buckets, Family, GlobalLabels, Kind, OVERFLOW, Registered, SeriesHandle};
+use crate::text::{NameRole, lint_clean_name, snake_case};
 
 /// The label value every label of an overflow series carries.
 pub const OVERFLOW_LABEL_VALUE: &str = OVERFLOW;
@@ -181,7 +182,7 @@ impl Naming {
         } else {
             (exported_unit, scale)
         };
-        let mut export = match kind {
+        let export = match kind {
             Kind::Counter => name
                 .strip_suffix(".count")
                 .or_else(|| name.strip_suffix("_count"))
@@ -190,17 +191,41 @@ impl Naming {
                 .to_owned(),
             Kind::Gauge | Kind::Histogram => name.to_owned(),
         };
-        if exported_unit == Some(Unit::Seconds) && !export.ends_with("seconds") {
-            export.push_str("_seconds");
+        // Lower-case snake case without `:` (promtool's linter rejects camelCase and colons).
+        let mut name = snake_case(&sanitize_metric_name(&export)).replace(':', "_");
+        if kind == Kind::Counter
+            && let Some(base) = name.strip_suffix("_total")
+        {
+            // Added back below, after the parts are checked.
+            name.truncate(base.len());
         }
-        if exported_unit == Some(Unit::Bytes) && !export.ends_with("bytes") {
-            export.push_str("_bytes");
-        }
-        let mut name = sanitize_metric_name(&export);
         if name.is_empty() {
             name.push('_');
         }
-        if kind == Kind::Counter && !name.ends_with("total") {
+        let base_suffix = match exported_unit {
+            Some(Unit::Seconds) => Some("seconds"),
+            Some(Unit::Bytes) => Some("bytes"),
+            _ => None,
+        };
+        if let Some(suffix) = base_suffix {
+            // A name ending in its recorded unit (`queue_kibibytes` recorded in KiB) ends in
+            // the exported one instead; any other name gets the exported unit appended.
+            let last_start = name.rfind('_').map_or(0, |i| i + 1);
+            let last = &name[last_start..];
+            if last == suffix || unit.is_some_and(|u| u.as_str() == last) {
+                name.truncate(last_start);
+            } else {
+                name.push('_');
+            }
+            name.push_str(suffix);
+        }
+        let role = match kind {
+            Kind::Counter => NameRole::CounterBase,
+            Kind::Gauge => NameRole::Gauge,
+            Kind::Histogram => NameRole::Histogram,
+        };
+        let mut name = lint_clean_name(&name, role);
+        if kind == Kind::Counter {
             name.push_str("_total");
         }
         Naming { name, scale }
@@ -246,20 +271,25 @@ struct Inner {
 ///
 /// It:
 /// - follows Prometheus naming: counters end in `_total` (a trailing `.count` becomes
-///   `_total`: `http.request.count` is `http_request_total`), invalid characters become `_`;
+///   `_total`: `http.request.count` is `http_request_total`), invalid characters and colons
+///   become `_`, names and label names are lower-case snake case, and a name part promtool's
+///   linter rejects (a unit abbreviation such as `_ms`, a type such as `_gauge`, a non-base unit
+///   such as `_hours`, another kind's suffix such as a gauge's `_total`) is joined to its
+///   neighbour (`latency_ms` is `latencyms`), so `promtool check metrics` accepts any name;
 /// - exports base units: a histogram described in milliseconds (the catalogue's durations) is
 ///   exported in seconds with a `_seconds` suffix and second buckets, its values converted;
 ///   sizes are exported in bytes with a `_bytes` suffix and size buckets;
 /// - renders every histogram as a real histogram with buckets, never a summary;
-/// - gives every metric HELP text (a generic one when it was not described before first use);
+/// - gives every metric HELP text (a generic one when it was not described before first use,
+///   or described with an empty text);
 /// - limits label sets per metric: past the limit, new label sets fold into one overflow
 ///   series (all label values `__overflow__`), counted by `vigil_metrics_overflow_total` and
 ///   logged once per metric, so memory stays bounded whatever label values arrive;
 /// - never writes an invalid exposition: two metric names exported under one name share its
 ///   series when they store alike (same kind, unit and buckets); otherwise the later one is not
 ///   exported (logged once, and each registration counted by `vigil_metrics_overflow_total`
-///   with its name), as is a name registered as another kind than it was first. A
-///   histogram's own `le` label is exported as `exported_le`.
+///   with its name), as is a name registered as another kind than it was first. The label
+///   names `le`, `quantile` and `__name__` are exported as `exported_le` and so on.
 ///
 /// Registering a series (the `metrics` macros, [`Recorder::register_counter`] and kin) takes
 /// the metric's lock; the returned handles update atomics with no lock and no allocation (a
@@ -393,6 +423,15 @@ impl PrometheusBackend {
         if names.by_source.contains_key(name) || !self.name_allowed(&names, name) {
             return;
         }
+        // An empty (or blank) description would make no HELP text at all, which promtool
+        // rejects: such a metric gets a generic one.
+        let generic;
+        let help = if help.trim().is_empty() {
+            generic = format!("{name} (no description was given)");
+            &generic
+        } else {
+            help
+        };
         let target = self.create(&mut names, name, kind, unit, help);
         names.by_source.insert(name.into(), target);
     }

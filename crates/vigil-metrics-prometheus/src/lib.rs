@@ -32,6 +32,7 @@ mod text;
 
 use std::net::SocketAddr;
 
+pub use auth::MetricsAuth;
 pub use backend::{
     DEFAULT_MAX_METRIC_NAMES, DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_LABEL_VALUE, PrometheusBackend,
     PrometheusBackendBuilder, SIZE_BUCKETS_BYTES, TOO_MANY_METRICS, duration_buckets_seconds,
@@ -39,7 +40,6 @@ pub use backend::{
 pub use dashboard::{
     DEFAULT_DASHBOARD_HISTORY, DEFAULT_DASHBOARD_INTERVAL, DashboardHistory, DashboardOptions, MAX_DASHBOARD_HISTORY,
 };
-pub use auth::MetricsAuth;
 pub use server::{CONTENT_TYPE_TEXT, MetricsServer, ServerOptions, dashboard_csp};
 
 /// Errors of the Prometheus backend.

@@ -71,27 +71,18 @@ impl GlobalLabels {
         self.labels.iter().any(|(k, _)| k == key)
     }
 
-    /// Writes the label text of `key`'s labels (no braces) into `out`: each key sanitized,
-    /// each value escaped (or `__overflow__` for an overflow series). A histogram's own `le`
-    /// label becomes `exported_le`, since `le` is the bucket's; a later duplicate key
+    /// Writes the label text of `key`'s labels (no braces) into `out`: each key sanitized
+    /// (see [`label_key`]: `le`, `quantile` and `__name__` become `exported_le` and so on),
+    /// each value escaped (or `__overflow__` for an overflow series); a later duplicate key
     /// replaces an earlier one's value. Returns whether the text includes the global labels,
     /// which it does, in their place and in front, when a label of `key` overrides one.
-    pub(crate) fn write_series_labels<'a>(
-        &'a self,
-        key: &'a Key,
-        kind: Kind,
-        overflow: bool,
-        out: &mut String,
-    ) -> bool {
+    pub(crate) fn write_series_labels<'a>(&'a self, key: &'a Key, overflow: bool, out: &mut String) -> bool {
         let labels = key.labels().as_slice();
         let value = |l: &'a Label| -> &'a str { if overflow { OVERFLOW } else { l.value() } };
-        // Fast path: valid, distinct keys that are not a global's nor a bucket's `le`.
+        // Fast path: keys exported as they are, distinct, and not a global's.
         let simple = labels.iter().enumerate().all(|(i, l)| {
             let k = l.key();
-            is_valid_label_key(k)
-                && !(kind == Kind::Histogram && k == "le")
-                && !self.has(k)
-                && labels[..i].iter().all(|p| p.key() != k)
+            is_valid_label_key(k) && !self.has(k) && labels[..i].iter().all(|p| p.key() != k)
         });
         if simple {
             write_pairs(out, labels.iter().map(|l| (l.key(), value(l))));
@@ -100,11 +91,6 @@ impl GlobalLabels {
         let mut pairs: Vec<(Cow<'_, str>, &str)> = Vec::with_capacity(labels.len() + self.labels.len());
         let mut own_globals = false;
         for (k, v) in labels.iter().map(|l| (label_key(l.key()), value(l))) {
-            let k = if kind == Kind::Histogram && k == "le" {
-                Cow::Borrowed("exported_le")
-            } else {
-                k
-            };
             if !own_globals && self.has(&k) {
                 own_globals = true;
                 let mut with_globals: Vec<(Cow<'_, str>, &str)> = self
@@ -332,7 +318,7 @@ impl Family {
     /// to the overflow series, whose label values are all `__overflow__`.
     pub(crate) fn register(&self, globals: &GlobalLabels, key: &Key, limit: usize) -> Registered {
         with_scratch(|text| {
-            let own_globals = globals.write_series_labels(key, self.kind, false, text);
+            let own_globals = globals.write_series_labels(key, false, text);
             let hash = text_hash(text);
             let found = |table: &SeriesTable, text: &str, hash: u64| {
                 table
@@ -364,7 +350,7 @@ impl Family {
                 };
             }
             text.clear();
-            let own_globals = globals.write_series_labels(key, self.kind, true, text);
+            let own_globals = globals.write_series_labels(key, true, text);
             let hash = text_hash(text);
             let handle = match found(&table, text, hash) {
                 Some(handle) => handle,

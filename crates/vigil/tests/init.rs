@@ -87,34 +87,34 @@ fn the_level_filter_applies_to_facade_tracing_and_log_records() {
 fn facade_and_macros_reach_every_metrics_backend() {
     let i = installed();
     for _ in 0..3 {
-        Metrics::increment("facade.counter", 1, &[("region", "eu"), ("tier", "gold")]);
+        Metrics::increment("facade.logins", 1, &[("region", "eu"), ("tier", "gold")]);
     }
-    Metrics::gauge("facade.gauge", 7.5, &[("region", "eu")]);
-    Metrics::histogram("facade.histogram", 12.0, &[("route", "/a")]);
-    Metrics::histogram("facade.histogram", f64::NAN, &[("route", "/a")]);
-    metrics::counter!("macro.counter", "region" => "eu").increment(2);
+    Metrics::gauge("facade.online", 7.5, &[("region", "eu")]);
+    Metrics::histogram("facade.latency", 12.0, &[("route", "/a")]);
+    Metrics::histogram("facade.latency", f64::NAN, &[("route", "/a")]);
+    metrics::counter!("macro.signups", "region" => "eu").increment(2);
 
     assert_eq!(
         i.metrics
-            .counter("facade.counter", &[("region", "eu"), ("tier", "gold")]),
+            .counter("facade.logins", &[("region", "eu"), ("tier", "gold")]),
         Some(3)
     );
-    assert_eq!(i.metrics.gauge_value("facade.gauge", &[("region", "eu")]), Some(7.5));
+    assert_eq!(i.metrics.gauge_value("facade.online", &[("region", "eu")]), Some(7.5));
     assert_eq!(
-        i.metrics.histogram_values("facade.histogram", &[("route", "/a")]),
+        i.metrics.histogram_values("facade.latency", &[("route", "/a")]),
         vec![12.0]
     );
-    assert_eq!(i.metrics.counter("macro.counter", &[("region", "eu")]), Some(2));
+    assert_eq!(i.metrics.counter("macro.signups", &[("region", "eu")]), Some(2));
     // The catalogue was described to every backend.
     assert!(i.metrics.description("http.request.duration").is_some());
 
     let (status, body) = common::get(i.guard.metrics_addr().unwrap(), "/metrics");
     assert_eq!(status, 200);
-    let series = r#"facade_counter_total{service="init-test",environment="ci",region="eu",tier="gold"}"#;
+    let series = r#"facade_logins_total{service="init-test",environment="ci",region="eu",tier="gold"}"#;
     assert_eq!(common::sample(&body, series), Some(3.0), "{body}");
-    assert_eq!(common::sample(&body, "macro_counter_total{"), Some(2.0), "{body}");
-    assert_eq!(common::sample(&body, "facade_gauge{"), Some(7.5), "{body}");
-    assert_eq!(common::sample(&body, "facade_histogram_count{"), Some(1.0), "{body}");
+    assert_eq!(common::sample(&body, "macro_signups_total{"), Some(2.0), "{body}");
+    assert_eq!(common::sample(&body, "facade_online{"), Some(7.5), "{body}");
+    assert_eq!(common::sample(&body, "facade_latency_count{"), Some(1.0), "{body}");
 }
 
 #[test]
@@ -125,20 +125,20 @@ fn cached_facade_handles_count_exactly_across_threads() {
             s.spawn(move || {
                 let tag = if t % 2 == 0 { "even" } else { "odd" };
                 for _ in 0..5_000 {
-                    Metrics::increment("threads.counter", 1, &[("parity", tag)]);
+                    Metrics::increment("threads.updates", 1, &[("parity", tag)]);
                 }
             });
         }
     });
     assert_eq!(
-        i.metrics.counter("threads.counter", &[("parity", "even")]),
+        i.metrics.counter("threads.updates", &[("parity", "even")]),
         Some(10_000)
     );
-    assert_eq!(i.metrics.counter("threads.counter", &[("parity", "odd")]), Some(10_000));
+    assert_eq!(i.metrics.counter("threads.updates", &[("parity", "odd")]), Some(10_000));
     let (_, body) = common::get(i.guard.metrics_addr().unwrap(), "/metrics");
     let even = common::sample(
         &body,
-        r#"threads_counter_total{service="init-test",environment="ci",parity="even"}"#,
+        r#"threads_updates_total{service="init-test",environment="ci",parity="even"}"#,
     );
     assert_eq!(even, Some(10_000.0), "{body}");
 }
