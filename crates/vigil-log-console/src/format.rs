@@ -6,7 +6,8 @@ use vigil_core::{Record, Value};
 use crate::time::write_rfc3339;
 
 /// Keys the JSON format writes itself; a record field with one of these names is written as
-/// `fields.<name>` so it cannot overwrite them.
+/// `fields.<name>` so it cannot overwrite them (and a field already named `fields.<name>`
+/// as `fields.fields.<name>`, and so on, so no key appears twice).
 pub const RESERVED_JSON_KEYS: &[&str] = &[
     "timestamp",
     "level",
@@ -45,7 +46,7 @@ pub fn write_json(out: &mut Vec<u8>, record: &Record<'_>) {
     out.extend_from_slice(itoa::Buffer::new().format(resource.pid).as_bytes());
     record.for_each_field(|name, value| {
         out.push(b',');
-        if RESERVED_JSON_KEYS.contains(&name) {
+        if is_renamed_json_key(name) {
             out.extend_from_slice(b"\"fields.");
             json_escaped(out, name);
             out.push(b'"');
@@ -56,6 +57,21 @@ pub fn write_json(out: &mut Vec<u8>, record: &Record<'_>) {
         json_value(out, value);
     });
     out.extend_from_slice(b"}\n");
+}
+
+/// Whether field `name` is written as `fields.<name>`: a reserved key, or `fields.` and a
+/// name that is itself renamed. Renaming this way never gives two fields one key, nor a
+/// field a reserved key (a field named `fields.level` would otherwise share `level`'s).
+fn is_renamed_json_key(mut name: &str) -> bool {
+    loop {
+        if RESERVED_JSON_KEYS.contains(&name) {
+            return true;
+        }
+        match name.strip_prefix("fields.") {
+            Some(rest) => name = rest,
+            None => return false,
+        }
+    }
 }
 
 fn json_value(out: &mut Vec<u8>, value: Value<'_>) {

@@ -265,10 +265,25 @@ fn write_field(out: &mut Vec<u8>, name: &str, value: Value<'_>) {
     json_value(out, value);
 }
 
+/// Whether a field called `name` is sent as `fields.<name>`: a reserved name, or `fields.`
+/// and a name that is itself renamed, so that no two fields share a key (a field named
+/// `fields.status` next to one named `status` is sent as `fields.fields.status`).
+fn is_renamed(mut name: &str) -> bool {
+    loop {
+        if is_reserved(name) {
+            return true;
+        }
+        match name.strip_prefix("fields.") {
+            Some(rest) => name = rest,
+            None => return false,
+        }
+    }
+}
+
 /// `,"name":` or `,"fields.name":`.
 fn write_key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
-    if is_reserved(name) {
+    if is_renamed(name) {
         out.extend_from_slice(b"fields.");
     }
     escape(out, name, false);
@@ -443,6 +458,24 @@ mod tests {
     }
 
     #[test]
+    fn a_field_named_like_a_renamed_one_keeps_a_key_of_its_own() {
+        let r = resource();
+        let fields = [
+            Field::new("status", "first"),
+            Field::new("fields.status", "second"),
+            Field::new("fields.user", "third"),
+        ];
+        let (json, _) = render(&record(&r, "m", &fields), &format());
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["status"], "warning");
+        assert_eq!(value["fields.status"], "first");
+        assert_eq!(value["fields.fields.status"], "second");
+        assert_eq!(value["fields.user"], "third");
+        // No key twice: serde_json keeps the last of duplicates, so count them in the text.
+        assert_eq!(json.matches("\"fields.status\":").count(), 1, "{json}");
+    }
+
+    #[test]
     fn writes_the_datadog_attributes_and_fields() {
         let r = resource();
         let fields = [
@@ -581,6 +614,9 @@ mod tests {
             assert!(is_reserved(name), "{name}");
         }
         assert!(is_reserved("dd.trace_id"));
+        // A field named like a renamed one is renamed too, so keys never repeat.
+        assert!(is_renamed("status") && is_renamed("fields.status") && is_renamed("fields.fields.dd.env"));
+        assert!(!is_renamed("fields.user_id") && !is_renamed("fields"));
         assert!(!is_reserved("user_id"));
         assert!(!is_reserved("error.message"));
     }
