@@ -1,7 +1,11 @@
 //! Properties of the classifier and the normaliser: total on any input, literals never
 //! survive normalisation, and classification ignores comments and whitespace.
 
+#[path = "common/sql_check.rs"]
+mod sql_check;
+
 use proptest::prelude::*;
+use sql_check::{LiteralStyle, check_literal, check_sql};
 use vigil_db::{Operation, classify, normalize};
 
 /// Fragments that stress the tokenizer: quotes, comment markers, dollar tags, brackets.
@@ -249,6 +253,36 @@ proptest! {
                     prop_assert!(!n.contains(&marker), "{:?} survived in {:?} (from {:?})", marker, n, sql);
                 }
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// What `common/sql_check.rs` checks (and the fuzz target `sql_classifier` too): bounded
+    /// labels, the same classification behind a leading comment, and a clean cut.
+    #[test]
+    fn leading_comments_change_nothing_and_normalize_cuts_cleanly(
+        sql in prop_oneof![any::<String>(), sqlish()],
+        max in 0usize..120,
+    ) {
+        if let Err(problem) = check_sql(&sql, max) {
+            prop_assert!(false, "{}", problem);
+        }
+    }
+
+    /// Any text in any string literal style changes neither the classification nor the
+    /// normalised statement.
+    #[test]
+    fn no_literal_content_changes_the_classification_or_survives_normalisation(
+        content in prop_oneof![any::<String>(), sqlish()],
+        style in prop::sample::select(&[LiteralStyle::Quoted, LiteralStyle::Escaped, LiteralStyle::Dollar][..]),
+    ) {
+        if let Some(lit) = sql_check::literal(&content, style)
+            && let Err(problem) = check_literal(&lit)
+        {
+            prop_assert!(false, "{}", problem);
         }
     }
 }

@@ -1,5 +1,8 @@
 //! `classify_text` never panics and only ever reports well-formed, bounded event names.
 
+#[path = "common/classify_check.rs"]
+mod classify_check;
+
 use proptest::prelude::*;
 use vigil_ws::{ClassifyOptions, EventLabel, FrameKind, classify_text};
 
@@ -131,6 +134,39 @@ proptest! {
             }
             serde_json::Value::String(_) => prop_assert_eq!(label, EventLabel::Other),
             _ => prop_assert_eq!(label, EventLabel::Frame(FrameKind::Text)),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Oracle on any text, mostly not JSON: `serde_json::Value` (see `common/classify_check.rs`,
+    /// which the fuzz target `ws_classifier` runs too).
+    #[test]
+    fn agrees_with_serde_json_value_on_any_text(text in json_ish(), options in options()) {
+        let unlimited = ClassifyOptions { max_parse_bytes: usize::MAX, ..options };
+        for options in [ClassifyOptions::default(), options, unlimited] {
+            if let Err(problem) = classify_check::check_classify(&text, &options) {
+                prop_assert!(false, "{}", problem);
+            }
+        }
+    }
+
+    /// The same on valid JSON objects, pretty-printed or not, with an `event` of any kind.
+    #[test]
+    fn agrees_with_serde_json_value_on_any_object(value in json_value(), event in json_value()) {
+        let mut object = serde_json::Map::new();
+        if let serde_json::Value::Object(fields) = value {
+            object.extend(fields);
+        }
+        object.insert("event".to_owned(), event);
+        let value = serde_json::Value::Object(object);
+        let options = ClassifyOptions { max_parse_bytes: usize::MAX, ..ClassifyOptions::default() };
+        for text in [value.to_string(), serde_json::to_string_pretty(&value).unwrap()] {
+            if let Err(problem) = classify_check::check_classify(&text, &options) {
+                prop_assert!(false, "{}", problem);
+            }
         }
     }
 }
