@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::SqlitePool;
@@ -30,7 +30,8 @@ pub const LIST_LIMIT: i64 = 100;
 pub struct AppState {
     pub pool: SqlitePool,
     pub hub: Hub,
-    pub ws_metrics: WsMetrics,
+    /// `None` with `VIGIL_DISABLED=true`: sockets are served unwrapped.
+    pub ws_metrics: Option<WsMetrics>,
     /// Turns true when the server shuts down: WebSocket tasks close their sockets.
     pub shutdown: watch::Receiver<bool>,
     /// Held by every copy of the state, so by every WebSocket task: shutdown waits until the
@@ -42,9 +43,9 @@ pub struct AppState {
 /// The most rows `/debug/slow_query/{rows}` counts to.
 pub const MAX_SLOW_QUERY_ROWS: i64 = 50_000_000;
 
-/// The application's routes, measured by `http_layer`; `debug_routes` adds `/debug/slow_query/{rows}`
-/// and `/debug/fail` (see the crate docs).
-pub fn router(state: AppState, http_layer: vigil::http::HttpMetricsLayer, debug_routes: bool) -> Router {
+/// The application's routes, measured by `http_layer` (none with `VIGIL_DISABLED=true`);
+/// `debug_routes` adds `/debug/slow_query/{rows}` and `/debug/fail` (see the crate docs).
+pub fn router(state: AppState, http_layer: Option<vigil::http::HttpMetricsLayer>, debug_routes: bool) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/api/videos", get(list_videos))
@@ -58,7 +59,11 @@ pub fn router(state: AppState, http_layer: vigil::http::HttpMetricsLayer, debug_
             .route("/debug/slow_query/{rows}", get(slow_query))
             .route("/debug/fail", get(fail));
     }
-    router.with_state(state).layer(http_layer)
+    let router = router.with_state(state);
+    match http_layer {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 /// A deliberately slow query, for the slow-query telemetry, dashboards and alerts.
@@ -193,11 +198,22 @@ async fn subscribe(
     Ok(ws.on_upgrade(move |socket| serve_socket(socket, video_id, state)))
 }
 
-/// One subscriber: pushes the video's new comments, answers `{"event":"ping"}` with a pong,
-/// and closes when the client leaves or the server shuts down.
+/// One subscriber, measured by the WebSocket wrapper unless `VIGIL_DISABLED=true`.
 async fn serve_socket(socket: WebSocket, video_id: i64, state: AppState) {
-    // websocket.connections{channel="comments"} stays up until `socket` is dropped, whatever ends it.
-    let socket = state.ws_metrics.wrap(socket);
+    match state.ws_metrics.clone() {
+        // websocket.connections{channel="comments"} stays up until the wrapped socket is
+        // dropped, whatever ends it.
+        Some(metrics) => run_socket(metrics.wrap(socket), video_id, state).await,
+        None => run_socket(socket, video_id, state).await,
+    }
+}
+
+/// Pushes the video's new comments, answers `{"event":"ping"}` with a pong, and closes when
+/// the client leaves or the server shuts down.
+async fn run_socket<S>(socket: S, video_id: i64, state: AppState)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Send + 'static,
+{
     let (mut outgoing, mut incoming) = socket.split();
     let mut updates = state.hub.subscribe(video_id);
     let mut shutdown = state.shutdown.clone();

@@ -22,6 +22,11 @@
 //! - `GET /debug/slow_query/{rows}` runs a deliberately slow query (a recursive CTE counting to
 //!   `rows`, at most 50,000,000) and answers `{"rows": n, "elapsed_ms": ms}`;
 //! - `GET /debug/fail` answers 500, the server error the error-rate alert watches for.
+//!
+//! Benchmark-only: `VIGIL_DISABLED=true` skips `vigil::init` and every Vigil layer and wrapper
+//! (the HTTP layer, the WebSocket wrapper, the pool sampler), so the same API runs without any
+//! telemetry: no `/metrics`, no logs. `cargo xtask soak` uses it for its "without Vigil"
+//! latency baseline; never set it in production.
 
 mod app;
 mod db;
@@ -45,7 +50,9 @@ fn env_or_exit<T: std::str::FromStr>(name: &str, default: T, expected: &str) -> 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let guard = examples::init_or_exit();
+    // VIGIL_DISABLED=true (benchmark-only, see the crate docs): no Vigil at all.
+    let vigil_disabled = std::env::var("VIGIL_DISABLED").is_ok_and(|v| matches!(v.trim(), "1" | "true"));
+    let guard = (!vigil_disabled).then(examples::init_or_exit);
     let port: u16 = env_or_exit("PORT", 4000, "a port number 1-65535");
     let host: String = env_or_exit("HOST", "127.0.0.1".to_owned(), "an address to bind");
     let limit = std::env::var("RUN_SECONDS")
@@ -61,10 +68,18 @@ async fn main() -> anyhow::Result<()> {
 
     let pool = db::open(&database_url).await?;
     // database.pool.{size,idle,in_use,max}{pool="main"}, sampled every 5 s until dropped.
-    let _pool_metrics = vigil::db::PoolMetrics::new(&pool, "main").spawn(Duration::from_secs(5))?;
-    let ws_metrics = WsMetrics::builder("comments")
-        .allow_events(["ping", "pong", "comment_created", "lagged"])
-        .build()?;
+    let _pool_metrics = match guard {
+        Some(_) => Some(vigil::db::PoolMetrics::new(&pool, "main").spawn(Duration::from_secs(5))?),
+        None => None,
+    };
+    let ws_metrics = match guard {
+        Some(_) => Some(
+            WsMetrics::builder("comments")
+                .allow_events(["ping", "pong", "comment_created", "lagged"])
+                .build()?,
+        ),
+        None => None,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
     let state = app::AppState {
@@ -75,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         alive,
     };
     let debug_routes = std::env::var("DEBUG_ROUTES").is_ok_and(|v| matches!(v.trim(), "1" | "true"));
-    let router = app::router(state, guard.http_layer(), debug_routes);
+    let router = app::router(state, guard.as_ref().map(vigil::Guard::http_layer), debug_routes);
 
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
@@ -85,7 +100,12 @@ async fn main() -> anyhow::Result<()> {
         "Listening",
         fields!(
             url = format!("http://{addr}").as_str(),
-            metrics = guard.metrics_addr().map(|a| a.to_string()).unwrap_or_default().as_str()
+            metrics = guard
+                .as_ref()
+                .and_then(vigil::Guard::metrics_addr)
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+                .as_str()
         ),
     );
 
@@ -105,6 +125,8 @@ async fn main() -> anyhow::Result<()> {
     }
     pool.close().await;
     Logger::info("Stopped", fields!());
-    guard.shutdown(Duration::from_secs(5));
+    if let Some(guard) = guard {
+        guard.shutdown(Duration::from_secs(5));
+    }
     Ok(())
 }

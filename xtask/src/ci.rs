@@ -7,10 +7,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use crate::cmd::Cmd;
-use crate::{dashboards, e2e, project_root};
+use crate::{dashboards, e2e, project_root, soak};
 
 /// The steps of `cargo xtask ci`, in the order they run; these names are what `--skip` takes.
-const STEPS: [&str; 8] = ["fmt", "dashboards", "clippy", "features", "test", "doc", "deny", "e2e"];
+/// `soak` is the short form of `cargo xtask soak` ([`SOAK_ARGS`]).
+const STEPS: [&str; 9] = [
+    "fmt",
+    "dashboards",
+    "clippy",
+    "features",
+    "test",
+    "doc",
+    "deny",
+    "e2e",
+    "soak",
+];
+
+/// The `soak` step: a one-minute soak (and 20 s without Vigil) instead of the default ten.
+const SOAK_ARGS: [&str; 2] = ["--duration", "60"];
 
 /// What happened to one row of the summary.
 enum Outcome {
@@ -143,6 +157,7 @@ fn run_step(step: &str, rows: &mut Vec<Row>) -> Result<()> {
             .run(),
         "deny" => deny(),
         "e2e" => e2e::run(),
+        "soak" => soak::run(&SOAK_ARGS.map(str::to_owned)),
         other => unreachable!("unknown step {other}"),
     };
     rows.push(Row {

@@ -4,8 +4,8 @@
 //! then proves the generated dashboards and alert rules against a real Prometheus scraping
 //! `realtime_server` (see [`dashboards`]).
 
-mod dashboards;
-mod fake_datadog;
+pub(crate) mod dashboards;
+pub(crate) mod fake_datadog;
 mod realtime;
 
 use std::env;
@@ -669,7 +669,7 @@ fn parse_sample(line: &str) -> Result<(String, Labels)> {
 }
 
 /// Like [`parse_sample`], also returning the value (the first word after the labels).
-fn parse_sample_value(line: &str) -> Result<(String, Labels, String)> {
+pub(crate) fn parse_sample_value(line: &str) -> Result<(String, Labels, String)> {
     let (name, labels, rest) = split_sample(line)?;
     let value = rest.split_whitespace().next().unwrap_or_default().to_owned();
     Ok((name, labels, value))
@@ -863,7 +863,7 @@ fn is_rfc3339_utc(text: &str) -> bool {
 }
 
 /// The last `n` lines of captured output, for error messages.
-fn tail(output: &[u8], n: usize) -> String {
+pub(crate) fn tail(output: &[u8], n: usize) -> String {
     let text = String::from_utf8_lossy(output);
     let lines: Vec<&str> = text.lines().collect();
     if lines.is_empty() {

@@ -11,6 +11,8 @@
 //! cargo xtask dashboards [...]        generate the dashboards and alerts from the metric catalogue
 //! cargo xtask dashboards publish ...  upload them to Grafana and/or Datadog
 //! cargo xtask bench                   criterion benches and a markdown report
+//! cargo xtask soak [--duration SECS]  load-and-soak run of realtime_server, report in target/
+//! cargo xtask fuzz [--seconds N]      run the cargo-fuzz targets for a bounded time
 //! cargo xtask help                    usage
 //! ```
 
@@ -19,8 +21,10 @@ mod ci;
 mod cmd;
 mod dashboards;
 mod e2e;
+mod fuzz;
 mod http;
 mod json;
+mod soak;
 mod wrk;
 mod ws;
 
@@ -52,6 +56,7 @@ Commands:
                            doc        cargo doc --workspace --all-features --no-deps (RUSTDOCFLAGS=-D warnings)
                            deny       cargo deny check licenses bans sources
                            e2e        cargo xtask e2e
+                           soak       cargo xtask soak --duration 60
                          --skip <step> (repeatable) skips a step, for local iteration only
   e2e                    build and run the quickstart example, scrape and lint its /metrics with
                          promtool, and check its JSON log lines; then run the realtime_server
@@ -62,6 +67,19 @@ Commands:
 {DASHBOARDS}  bench [criterion|wrk]  run the criterion benches (metrics facade, console logger) and the wrk
                          run (hello-world axum: bare, Vigil's layer, axum-prometheus), and write
                          a markdown comparison with the peers to target/bench-report.md
+  soak [--duration SECS] [--output PATH]
+                         load-and-soak run of realtime_server (release build, default 600 s):
+                         mixed HTTP, WebSocket and database load, a real Prometheus scraping
+                         every 1 s, the Datadog intake flapping; then the same load without
+                         Vigil (VIGIL_DISABLED=true) for a third of the time. Reports RSS over
+                         time (must plateau), drops by reason, p50/p99 with and without Vigil,
+                         and the WebSocket gauges back at 0, to target/soak-report.md
+  fuzz [--seconds N] [TARGET...]
+                         build the cargo-fuzz targets in fuzz/ (installing cargo-fuzz when
+                         missing; RUSTC_BOOTSTRAP=1, so stable Rust will do) and run each for N
+                         seconds (default 60) with libFuzzer; report runs, exec/s and crashes per
+                         target and fail on any crash. Targets: prometheus_exposition,
+                         sql_classifier, config_env, ws_classifier, console_format
   help                   print this text
 ";
 
@@ -92,6 +110,8 @@ fn run() -> Result<()> {
         }
         Some("bench") => bench::run(&rest),
         Some("dashboards") => dashboards::run(&rest),
+        Some("soak") => soak::run(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         Some(other) => {
             eprint!("{}", usage());
             bail!("unknown command `{other}`")

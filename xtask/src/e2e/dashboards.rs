@@ -27,6 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::env;
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -97,7 +98,7 @@ fn not_exercised(series: &str) -> bool {
 }
 
 /// A running Prometheus; dropping it kills the process (by its pid) and removes its data.
-struct Prometheus {
+pub(crate) struct Prometheus {
     /// The process.
     child: Child,
     /// Its web port on 127.0.0.1.
@@ -110,19 +111,34 @@ struct Prometheus {
 
 impl Prometheus {
     /// Writes the config and starts `prometheus` on `port`, scraping `target` every second with
-    /// `rules` loaded.
-    fn start(binary: &Path, port: u16, target: SocketAddr, rules: &Path, log: &Path) -> Result<Self> {
+    /// `rules` loaded, sending `bearer` as its `Authorization` when given.
+    pub(crate) fn start(
+        binary: &Path,
+        port: u16,
+        target: SocketAddr,
+        rules: &Path,
+        log: &Path,
+        bearer: Option<&str>,
+    ) -> Result<Self> {
         let dir = target_dir()
             .join("e2e")
             .join(format!("prometheus-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("data")).with_context(|| format!("creating {}", dir.display()))?;
-        let config = format!(
+        let mut config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {}\n\
              scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: ['{target}']\n",
             json::Value::str(rules.display().to_string()).to_compact()
         );
+        if let Some(token) = bearer {
+            // JSON strings are YAML strings.
+            let _ = writeln!(
+                config,
+                "    authorization:\n      type: Bearer\n      credentials: {}",
+                json::Value::str(token).to_compact()
+            );
+        }
         let config_file = dir.join("prometheus.yml");
         fs::write(&config_file, config).with_context(|| format!("writing {}", config_file.display()))?;
         let output = File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -173,20 +189,20 @@ impl Drop for Prometheus {
 }
 
 /// Prometheus's HTTP API.
-struct Api {
+pub(crate) struct Api {
     /// The client.
-    client: HttpClient,
+    pub(crate) client: HttpClient,
     /// `http://127.0.0.1:<port>`.
-    base: String,
+    pub(crate) base: String,
 }
 
 /// One sample of a query result: its labels and its value.
 #[derive(Debug, Clone)]
-struct Sample {
+pub(crate) struct Sample {
     /// The labels.
     labels: BTreeMap<String, String>,
     /// The value (`NaN` included).
-    value: f64,
+    pub(crate) value: f64,
 }
 
 impl Api {
@@ -205,7 +221,7 @@ impl Api {
     }
 
     /// Runs an instant query.
-    fn query(&self, expr: &str) -> Result<Vec<Sample>> {
+    pub(crate) fn query(&self, expr: &str) -> Result<Vec<Sample>> {
         let data = self.get(&format!("/api/v1/query?query={}", percent_encode(expr)))?;
         parse_result(&data)
     }
@@ -340,6 +356,8 @@ pub(super) fn run(promtool: &Path) -> Result<()> {
 
     let [api_port, metrics_port, prometheus_port] = free_ports()?;
     let fake = FakeDatadog::start()?;
+    // The metrics port behind a bearer token: Prometheus must send it to scrape at all.
+    let token = format!("e2e-token-{:x}", std::process::id() ^ 0x5eed_cafe);
     let envs = [
         ("PORT", api_port.to_string()),
         ("HOST", "127.0.0.1".to_owned()),
@@ -360,12 +378,21 @@ pub(super) fn run(promtool: &Path) -> Result<()> {
         ("DD_TRACE_AGENT_PORT", fake.http_port.to_string()),
         ("METRICS_BACKENDS", "prometheus,dogstatsd".to_owned()),
         ("DD_DOGSTATSD_PORT", fake.udp_port.to_string()),
+        ("PROMETHEUS_AUTH_TOKEN", token.clone()),
     ];
     let mut app = App::start(&binary, &envs)?;
     let target = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
     let outcome = (|| {
         wait_listening(&mut app, &[api_port, metrics_port])?;
-        let prometheus = Prometheus::start(&prometheus_binary, prometheus_port, target, &rules_file, &log_file)?;
+        check_metrics_auth(metrics_port, &token)?;
+        let prometheus = Prometheus::start(
+            &prometheus_binary,
+            prometheus_port,
+            target,
+            &rules_file,
+            &log_file,
+            Some(&token),
+        )?;
         let result = prove(&mut app, &prometheus, &fake, api_port, &target.to_string());
         if result.is_err() {
             eprintln!("{}", prometheus.log_tail());
@@ -428,6 +455,27 @@ fn print_summary(counts: &Counts, elapsed: Duration) {
     );
 }
 
+/// The metrics port answers 401 without the bearer token, and 200 with it.
+fn check_metrics_auth(port: u16, token: &str) -> Result<()> {
+    let client = HttpClient::new(QUERY_TIMEOUT);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let refused = client.send("GET", &url, &[], None)?;
+    ensure!(
+        refused.status == 401,
+        "GET /metrics without the token answered {}, not 401",
+        refused.status
+    );
+    let bearer = format!("Bearer {token}");
+    let served = client.send("GET", &url, &[("Authorization", &bearer)], None)?;
+    ensure!(
+        served.status == 200,
+        "GET /metrics with the token answered {}",
+        served.status
+    );
+    eprintln!("e2e dashboards: /metrics needs the bearer token (401 without, 200 with)");
+    Ok(())
+}
+
 /// `promtool check rules` and `promtool test rules`; returns the number of rules found.
 fn promtool_rules(promtool: &Path, rules: &Path, tests: &Path) -> Result<usize> {
     let run = |args: &[&str], file: &Path| -> Result<String> {
@@ -471,7 +519,7 @@ fn promtool_rules(promtool: &Path, rules: &Path, tests: &Path) -> Result<usize> 
 }
 
 /// Three distinct free loopback ports (all held while they are chosen).
-fn free_ports() -> Result<[u16; 3]> {
+pub(crate) fn free_ports() -> Result<[u16; 3]> {
     let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0 to find a free port");
     let held = [bind()?, bind()?, bind()?];
     Ok([
