@@ -274,8 +274,9 @@ struct State {
 /// so that the derivation can be driven by hand (tests, other servers). Each
 /// [`sample`](Self::sample) renders the registry once, as a scrape does, reads the catalogue
 /// metrics the charts need from that text, and appends one point; with 1,000 series (4,000
-/// lines) that takes about 0.7 ms in a release build (0.05 ms of it the render, the rest the
-/// scan), so 0.07% of a core at one sample a second:
+/// lines) that takes about 1 ms in a release build (0.08 ms of it the render, the rest the
+/// scan; `cargo bench -p vigil-metrics-prometheus --bench dashboard`), so 0.1% of a core at
+/// one sample a second:
 /// - request rate: the increase of `http.request.count` (all series) per second since the
 ///   previous sample; the 5xx share: the increase of its series whose `status` is 5xx, in
 ///   percent of the increase of all (none when there was no request);

@@ -198,8 +198,9 @@ fn method(settings: &Settings) -> String {
          `metrics::counter!(name, &labels)` etc. on the same recorder (a key is built per call); \
          *handle* is a `metrics::Counter`/`Gauge`/`Histogram` registered once; *prometheus-client* is \
          `Family::get_or_create(&labels)`; *prometheus* (tikv) is `with_label_values(&values)`. Label \
-         values are static strings. Histogram updates are timed in chunks of 65,536 with the \
-         recorder's upkeep (untimed) between chunks, so sample buffers do not grow without bound.\n\
+         values are static strings. Histogram updates record eight durations in turn; Vigil's \
+         histograms aggregate into fixed buckets as they record, so nothing buffers between \
+         scrapes.\n\
          - **Two threads**: both threads update the same series at once; the cost is the wall time per \
          update per thread, so 1.00x of the one-thread cost means no slowdown from sharing.\n\
          - **Scaling**: counters over 100 metric names with 2 labels (`route`, `status`); updates go \
