@@ -277,6 +277,31 @@ fn free_port() -> Result<u16> {
 }
 
 /// The running example. Dropping it kills the process and waits for it, so it never outlives xtask.
+/// `VIGIL_SERVICE` of every run of `realtime_server`: the `service` label and `$service`.
+pub(crate) const SERVICE: &str = "realtime_server";
+
+/// The environment every run of `realtime_server` starts from: the API and metrics ports on
+/// 127.0.0.1, JSON console logs at info, the [`SERVICE`] name and the `environment` label,
+/// and the database. Each run adds its own variables.
+pub(crate) fn realtime_env(
+    api_port: u16,
+    metrics_port: u16,
+    environment: &str,
+    database: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("PORT", api_port.to_string()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PROMETHEUS_PORT", metrics_port.to_string()),
+        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("LOG_LEVEL", "info".to_owned()),
+        ("VIGIL_SERVICE", SERVICE.to_owned()),
+        ("VIGIL_ENV", environment.to_owned()),
+        ("DATABASE_URL", database.to_owned()),
+    ]
+}
+
 struct App {
     /// The process.
     child: Child,

@@ -41,7 +41,7 @@ use crate::dashboards::RULES_FILE;
 use crate::dashboards::promql::prom_name;
 use crate::e2e::dashboards::{Api, Prometheus, free_ports};
 use crate::e2e::fake_datadog::{FakeDatadog, IntakeMode, Received};
-use crate::e2e::{ensure_prometheus_package, parse_sample_value, tail};
+use crate::e2e::{ensure_prometheus_package, parse_sample_value, realtime_env, tail};
 use crate::http::HttpClient;
 use crate::ws::{self, Message, WsClient};
 use crate::{project_root, target_dir};
@@ -52,8 +52,6 @@ const DEFAULT_DURATION_SECS: u64 = 600;
 const MIN_DURATION_SECS: u64 = 20;
 /// The run without Vigil lasts a third of the duration, within these bounds (seconds).
 const COMPARISON_SECS: (u64, u64) = (20, 120);
-/// `VIGIL_SERVICE`.
-const SERVICE: &str = "realtime_server";
 /// `VIGIL_ENV`.
 const ENVIRONMENT: &str = "soak";
 /// `DATADOG_API_KEY` (the fake intake does not check it).
@@ -233,22 +231,14 @@ fn with_vigil(
     let [api_port, metrics_port, prometheus_port] = free_ports()?;
     let database = fresh_database(out_dir, "with_vigil")?;
     let stdout = out_dir.join("with_vigil_stdout.jsonl");
-    let envs = [
-        ("PORT", api_port.to_string()),
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PROMETHEUS_PORT", metrics_port.to_string()),
-        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("LOG_LEVEL", "info".to_owned()),
-        ("VIGIL_SERVICE", SERVICE.to_owned()),
-        ("VIGIL_ENV", ENVIRONMENT.to_owned()),
-        ("DATABASE_URL", database.display().to_string()),
+    let mut envs = realtime_env(api_port, metrics_port, ENVIRONMENT, &database.display().to_string());
+    envs.extend([
         ("ENABLE_DATADOG", "true".to_owned()),
         ("DATADOG_API_KEY", FAKE_API_KEY.to_owned()),
         ("DATADOG_LOGS_URL", fake.logs_url()),
         ("DD_AGENT_HOST", "127.0.0.1".to_owned()),
         ("DD_TRACE_AGENT_PORT", fake.http_port.to_string()),
-    ];
+    ]);
     let mut server = Server::start(binary, &envs, &stdout)?;
     let prometheus_log = out_dir.join("prometheus.log");
     let outcome = (|| -> Result<(Load, VigilSide)> {

@@ -39,7 +39,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 use vigil_core::catalogue::{self, MetricDef};
 
 use super::fake_datadog::FakeDatadog;
-use super::{App, POLL_INTERVAL, Response, STARTUP_TIMEOUT, ensure_prometheus_package, http_request};
+use super::{
+    App, POLL_INTERVAL, Response, SERVICE, STARTUP_TIMEOUT, ensure_prometheus_package, http_request, realtime_env,
+};
 use crate::cmd::Cmd;
 use crate::dashboards::{
     self, DATADOG_DIR, GRAFANA_DIR, MONITORS_FILE, RULES_FILE, RULES_TEST_FILE, alerts, datadog, promql,
@@ -49,8 +51,6 @@ use crate::json::{self, Value};
 use crate::ws::{self, Message, WsClient};
 use crate::{project_root, target_dir};
 
-/// `VIGIL_SERVICE` of the example, the `$service` the dashboards are queried with.
-const SERVICE: &str = "realtime_server";
 /// `VIGIL_ENV` of the example, the `$environment`.
 const ENVIRONMENT: &str = "e2e";
 /// The scrape job's name.
@@ -358,16 +358,8 @@ pub(super) fn run(promtool: &Path) -> Result<()> {
     let fake = FakeDatadog::start()?;
     // The metrics port behind a bearer token: Prometheus must send it to scrape at all.
     let token = format!("e2e-token-{:x}", std::process::id() ^ 0x5eed_cafe);
-    let envs = [
-        ("PORT", api_port.to_string()),
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PROMETHEUS_PORT", metrics_port.to_string()),
-        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("LOG_LEVEL", "info".to_owned()),
-        ("VIGIL_SERVICE", SERVICE.to_owned()),
-        ("VIGIL_ENV", ENVIRONMENT.to_owned()),
-        ("DATABASE_URL", "sqlite::memory:".to_owned()),
+    let mut envs = realtime_env(api_port, metrics_port, ENVIRONMENT, "sqlite::memory:");
+    envs.extend([
         ("DEBUG_ROUTES", "true".to_owned()),
         ("DB_SLOW_QUERY_MS", format!("{SLOW_QUERY_MS}")),
         ("VM_SAMPLE_INTERVAL", "1".to_owned()),
@@ -379,7 +371,7 @@ pub(super) fn run(promtool: &Path) -> Result<()> {
         ("METRICS_BACKENDS", "prometheus,dogstatsd".to_owned()),
         ("DD_DOGSTATSD_PORT", fake.udp_port.to_string()),
         ("PROMETHEUS_AUTH_TOKEN", token.clone()),
-    ];
+    ]);
     let mut app = App::start(&binary, &envs)?;
     let target = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
     let outcome = (|| {

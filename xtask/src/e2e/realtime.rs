@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 
 use super::{
-    App, POLL_INTERVAL, Response, STARTUP_TIMEOUT, http_get, http_request, is_rfc3339_utc, parse_sample_value,
-    promtool_check, tail,
+    App, POLL_INTERVAL, Response, SERVICE, STARTUP_TIMEOUT, http_get, http_request, is_rfc3339_utc, parse_sample_value,
+    promtool_check, realtime_env, tail,
 };
 use crate::cmd::Cmd;
 use crate::json::{self, Value};
@@ -27,8 +27,6 @@ use crate::ws::{self, Closed, Message, WsClient};
 
 /// The example's name, as cargo knows it.
 const EXAMPLE: &str = "realtime_server";
-/// `VIGIL_SERVICE`, expected as the `service` label and log field.
-const SERVICE: &str = "realtime_server";
 /// `VIGIL_ENV`, expected as the `environment` label and log field.
 const ENVIRONMENT: &str = "ci";
 /// How long a WebSocket client waits for an expected frame.
@@ -136,18 +134,8 @@ pub(super) fn run(promtool: &Path) -> Result<()> {
     }
 
     let (api_port, metrics_port) = two_free_ports()?;
-    let envs = [
-        ("PORT", api_port.to_string()),
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PROMETHEUS_PORT", metrics_port.to_string()),
-        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("LOG_LEVEL", "info".to_owned()),
-        ("VIGIL_SERVICE", SERVICE.to_owned()),
-        ("VIGIL_ENV", ENVIRONMENT.to_owned()),
-        ("DATABASE_URL", "sqlite::memory:".to_owned()),
-        ("HTTP_ACCESS_LOG", "true".to_owned()),
-    ];
+    let mut envs = realtime_env(api_port, metrics_port, ENVIRONMENT, "sqlite::memory:");
+    envs.push(("HTTP_ACCESS_LOG", "true".to_owned()));
     let mut app = App::start(&binary, &envs)?;
     let outcome = exercise(&mut app, api_port, metrics_port, promtool, &files.metrics).and_then(|traffic| {
         let status = app.terminate(SHUTDOWN_TIMEOUT)?;
