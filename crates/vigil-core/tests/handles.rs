@@ -31,7 +31,15 @@ impl metrics::CounterFn for Cell {
 
 impl CountingRecorder {
     fn value(&self, name: &str, route: &str) -> u64 {
-        let key = Key::from_parts(name.to_owned(), vec![metrics::Label::new("route", route.to_owned())]);
+        self.value_with(name, &[("route", route)])
+    }
+
+    fn value_with(&self, name: &str, tags: &[(&str, &str)]) -> u64 {
+        let labels: Vec<metrics::Label> = tags
+            .iter()
+            .map(|(k, v)| metrics::Label::new((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let key = Key::from_parts(name.to_owned(), labels);
         self.counters
             .lock()
             .unwrap()
@@ -117,4 +125,36 @@ fn sets_are_registered_once_and_values_stay_exact_past_every_cache() {
     handles::increment("a", 1, &[("route", "/both")]);
     assert_eq!(recorder.value("a", "/both"), 2);
     assert_eq!(recorder.value("b", "/both"), 10);
+
+    // The lookup hash leaves out tag keys, later names and kinds: sets that differ only there
+    // share a hash and must still stay apart, in the thread's cache as in the shared one.
+    for _ in 0..2 {
+        handles::increment("c", 1, &[("route", "/x")]);
+        handles::increment("c", 100, &[("path", "/x")]);
+        handles::apply(
+            &[("route", "/x")],
+            &[
+                handles::Update::Increment("c", 1000),
+                handles::Update::Increment("d", 1),
+            ],
+        );
+        handles::apply(
+            &[("route", "/x")],
+            &[
+                handles::Update::Increment("c", 10_000),
+                handles::Update::Increment("e", 1),
+            ],
+        );
+        handles::apply(
+            &[("route", "/x")],
+            &[
+                handles::Update::Increment("c", 100_000),
+                handles::Update::Histogram("d", 1.0),
+            ],
+        );
+    }
+    assert_eq!(recorder.value("c", "/x"), 2 * 111_001);
+    assert_eq!(recorder.value_with("c", &[("path", "/x")]), 200);
+    assert_eq!(recorder.value("d", "/x"), 2);
+    assert_eq!(recorder.value("e", "/x"), 2);
 }

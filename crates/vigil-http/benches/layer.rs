@@ -48,6 +48,9 @@ fn bench(c: &mut Criterion) {
         ("vigil_layer", measured),
         ("vigil_layer_no_span", no_span),
     ] {
+        // As `axum::serve` does: without it, axum builds each handler's route (and applies
+        // the layers) again on every request.
+        let app = app.with_state(());
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| {
                 let app = app.clone();
