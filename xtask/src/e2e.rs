@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 
 use crate::cmd::Cmd;
 use crate::json::{self, Value};
-use crate::{project_root, target_dir};
+use crate::{build_example, project_root, target_dir};
 
 /// How long the example may take to answer its first scrape.
 const STARTUP_TIMEOUT: Duration = Duration::from_mins(1);
@@ -52,17 +52,7 @@ pub fn run() -> Result<()> {
 
 /// The quickstart stage.
 fn quickstart(promtool: &Path) -> Result<()> {
-    Cmd::cargo("e2e: build")
-        .args(["build", "-p", "examples", "--example", "quickstart"])
-        .run()?;
-    let binary = target_dir()
-        .join("debug/examples")
-        .join(format!("quickstart{}", env::consts::EXE_SUFFIX));
-    ensure!(
-        binary.is_file(),
-        "e2e: the build succeeded but {} does not exist",
-        binary.display()
-    );
+    let binary = build_example("e2e", "quickstart", false)?;
     let out_dir = target_dir().join("e2e");
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
@@ -371,29 +361,9 @@ impl App {
         self.stdout.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Sends SIGTERM (`kill -TERM <pid>`) and waits up to `timeout` for the process to exit.
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit.
     fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("the example had already exited ({status}) before SIGTERM was sent");
-        }
-        let pid = self.pid.to_string();
-        eprintln!("$ kill -TERM {pid}");
-        let kill = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .context("running `kill -TERM`")?;
-        ensure!(kill.success(), "`kill -TERM {pid}` failed ({kill})");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the example (pid {pid}) was still running {timeout:?} after SIGTERM, expected it to exit"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        terminate(&mut self.child, "example", timeout)
     }
 
     /// Kills the process, waits for it and for the reader, and returns all of its stdout.
@@ -407,12 +377,43 @@ impl App {
 
     /// Kills the process (if still running) and reaps it.
     fn kill(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            eprintln!("stopping the example (pid {})", self.pid);
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child, "example");
     }
+}
+
+/// Sends SIGTERM to `child` (`kill -TERM <pid>`) and waits up to `timeout` for it to exit;
+/// `what` names the process in the errors.
+pub(crate) fn terminate(child: &mut Child, what: &str, timeout: Duration) -> Result<ExitStatus> {
+    if let Some(status) = child.try_wait().with_context(|| format!("checking on the {what}"))? {
+        bail!("the {what} had already exited ({status}) before SIGTERM was sent");
+    }
+    let pid = child.id().to_string();
+    eprintln!("$ kill -TERM {pid}");
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .context("running `kill -TERM`")?;
+    ensure!(kill.success(), "`kill -TERM {pid}` failed ({kill})");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().with_context(|| format!("checking on the {what}"))? {
+            return Ok(status);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the {what} (pid {pid}) was still running {timeout:?} after SIGTERM, expected it to exit"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills `child` if it is still running (saying so, with `what` naming it) and reaps it.
+pub(crate) fn kill_and_reap(child: &mut Child, what: &str) {
+    if matches!(child.try_wait(), Ok(None)) {
+        eprintln!("stopping the {what} (pid {})", child.id());
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 impl Drop for App {

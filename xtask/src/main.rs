@@ -151,3 +151,28 @@ pub fn target_dir() -> PathBuf {
         _ => project_root().join("target"),
     }
 }
+
+/// Builds the `examples` package's example `name` (optimised when `release`) and returns the path
+/// of its binary; `step` names the build in the output and in errors.
+///
+/// # Errors
+///
+/// When the build fails, or succeeds without leaving the binary where cargo puts it.
+pub fn build_example(step: &str, name: &str, release: bool) -> Result<PathBuf> {
+    let mut args = vec!["build"];
+    if release {
+        args.push("--release");
+    }
+    args.extend(["-p", "examples", "--example", name]);
+    cmd::Cmd::cargo(format!("{step}: build {name}")).args(args).run()?;
+    let binary = target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join("examples")
+        .join(format!("{name}{}", env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        binary.is_file(),
+        "{step}: the build succeeded but {} does not exist",
+        binary.display()
+    );
+    Ok(binary)
+}

@@ -36,15 +36,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 use vigil_core::catalogue::{self, MetricDef};
 
-use crate::cmd::Cmd;
 use crate::dashboards::RULES_FILE;
 use crate::dashboards::promql::prom_name;
 use crate::e2e::dashboards::{Api, Prometheus, free_ports};
 use crate::e2e::fake_datadog::{FakeDatadog, IntakeMode, Received};
-use crate::e2e::{ensure_prometheus_package, parse_sample_value, realtime_env, tail};
+use crate::e2e::{ensure_prometheus_package, kill_and_reap, parse_sample_value, realtime_env, tail, terminate};
 use crate::http::HttpClient;
 use crate::ws::{self, Message, WsClient};
-use crate::{project_root, target_dir};
+use crate::{build_example, project_root, target_dir};
 
 /// The default length of the run with Vigil, in seconds.
 const DEFAULT_DURATION_SECS: u64 = 600;
@@ -161,17 +160,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let options = parse_args(args)?;
     let started = Instant::now();
     let prometheus = ensure_prometheus_package("prometheus")?;
-    Cmd::cargo("soak: build")
-        .args(["build", "--release", "-p", "examples", "--example", "realtime_server"])
-        .run()?;
-    let binary = target_dir()
-        .join("release/examples")
-        .join(format!("realtime_server{}", std::env::consts::EXE_SUFFIX));
-    ensure!(
-        binary.is_file(),
-        "soak: the build succeeded but {} does not exist",
-        binary.display()
-    );
+    let binary = build_example("soak", "realtime_server", true)?;
     let out_dir = target_dir().join("soak");
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
 
@@ -497,39 +486,15 @@ impl Server {
         Ok(())
     }
 
-    /// Sends SIGTERM (`kill -TERM <pid>`) and waits up to `timeout` for the exit.
+    /// Sends SIGTERM and waits up to `timeout` for the exit.
     fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        if let Some(status) = self.exited()? {
-            bail!("the server had already exited ({status}) before SIGTERM");
-        }
-        let pid = self.pid.to_string();
-        eprintln!("$ kill -TERM {pid}");
-        let kill = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .context("running `kill -TERM`")?;
-        ensure!(kill.success(), "`kill -TERM {pid}` failed ({kill})");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.exited()? {
-                return Ok(status);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the server (pid {pid}) was still running {timeout:?} after SIGTERM"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        terminate(&mut self.child, "server", timeout)
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            eprintln!("stopping the server (pid {})", self.pid);
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child, "server");
     }
 }
 

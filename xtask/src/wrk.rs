@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
+use crate::build_example;
 use crate::cmd::Cmd;
 use crate::http::HttpClient;
 use crate::json::Value;
-use crate::target_dir;
 
 /// The forms of the app, as `http_bench_server` names them.
 pub const VARIANTS: [&str; 3] = ["bare", "vigil", "axum-prometheus"];
@@ -329,13 +329,7 @@ pub fn run(mut config: WrkConfig) -> Result<WrkReport> {
         eprintln!("wrk: one CPU or no taskset: server and wrk run unpinned");
         config.pinned = false;
     }
-    Cmd::cargo("bench: build http_bench_server")
-        .args(["build", "--release", "-p", "examples", "--example", "http_bench_server"])
-        .run()?;
-    let binary = target_dir()
-        .join("release/examples")
-        .join(format!("http_bench_server{}", std::env::consts::EXE_SUFFIX));
-    ensure!(binary.is_file(), "{} was not built", binary.display());
+    let binary = build_example("bench", "http_bench_server", true)?;
     let mut runs: Vec<(&'static str, Vec<f64>)> = VARIANTS.iter().map(|v| (*v, Vec::new())).collect();
     for round in 0..config.rounds {
         for i in 0..VARIANTS.len() {

@@ -26,7 +26,6 @@
 //! `target/e2e/dashboards_realtime_server.jsonl` (the example's stdout).
 
 use std::collections::BTreeMap;
-use std::env;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -42,14 +41,13 @@ use super::fake_datadog::FakeDatadog;
 use super::{
     App, POLL_INTERVAL, Response, SERVICE, STARTUP_TIMEOUT, ensure_prometheus_package, http_request, realtime_env,
 };
-use crate::cmd::Cmd;
 use crate::dashboards::{
     self, DATADOG_DIR, GRAFANA_DIR, MONITORS_FILE, RULES_FILE, RULES_TEST_FILE, alerts, datadog, promql,
 };
 use crate::http::{HttpClient, percent_encode};
 use crate::json::{self, Value};
 use crate::ws::{self, Message, WsClient};
-use crate::{project_root, target_dir};
+use crate::{build_example, project_root, target_dir};
 
 /// `VIGIL_ENV` of the example, the `$environment`.
 const ENVIRONMENT: &str = "e2e";
@@ -338,17 +336,7 @@ pub(super) fn run(promtool: &Path) -> Result<()> {
     let rule_count = promtool_rules(promtool, &rules_file, &root.join(RULES_TEST_FILE))?;
     let prometheus_binary = ensure_prometheus_package("prometheus")?;
 
-    Cmd::cargo("e2e: build")
-        .args(["build", "-p", "examples", "--example", "realtime_server"])
-        .run()?;
-    let binary = target_dir()
-        .join("debug/examples")
-        .join(format!("realtime_server{}", env::consts::EXE_SUFFIX));
-    ensure!(
-        binary.is_file(),
-        "e2e: the build succeeded but {} does not exist",
-        binary.display()
-    );
+    let binary = build_example("e2e", "realtime_server", false)?;
     let out_dir = target_dir().join("e2e");
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let stdout_file = out_dir.join("dashboards_realtime_server.jsonl");

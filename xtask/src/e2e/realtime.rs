@@ -6,7 +6,6 @@
 //! Outputs: `target/e2e/realtime_server_metrics.txt` (the last scrape) and
 //! `target/e2e/realtime_server_stdout.jsonl` (everything the example wrote to stdout).
 
-use std::env;
 use std::fs;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -20,10 +19,9 @@ use super::{
     App, POLL_INTERVAL, Response, SERVICE, STARTUP_TIMEOUT, http_get, http_request, is_rfc3339_utc, parse_sample_value,
     promtool_check, realtime_env, tail,
 };
-use crate::cmd::Cmd;
 use crate::json::{self, Value};
-use crate::target_dir;
 use crate::ws::{self, Closed, Message, WsClient};
+use crate::{build_example, target_dir};
 
 /// The example's name, as cargo knows it.
 const EXAMPLE: &str = "realtime_server";
@@ -107,17 +105,7 @@ struct Traffic {
 /// When any step fails; the message says what was expected, what was seen, and where the saved
 /// files are.
 pub(super) fn run(promtool: &Path) -> Result<()> {
-    Cmd::cargo("e2e: build")
-        .args(["build", "-p", "examples", "--example", EXAMPLE])
-        .run()?;
-    let binary = target_dir()
-        .join("debug/examples")
-        .join(format!("{EXAMPLE}{}", env::consts::EXE_SUFFIX));
-    ensure!(
-        binary.is_file(),
-        "e2e: the build succeeded but {} does not exist",
-        binary.display()
-    );
+    let binary = build_example("e2e", EXAMPLE, false)?;
     let out_dir = target_dir().join("e2e");
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let files = Files {
