@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Running, free_port, wait_listening};
+use common::{Running, free_port, loopback, realtime_env, wait_listening};
 use serde_json::{Value, json};
 
 const SNAPSHOT: &str = concat!(
@@ -59,17 +59,10 @@ fn start_server(
     extra: &[(&'static str, String)],
 ) -> (Running, SocketAddr) {
     let (api_port, metrics_port) = (free_port(), free_port());
-    let mut env = vec![
-        ("PORT", api_port.to_string()),
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PROMETHEUS_PORT", metrics_port.to_string()),
-        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("LOG_LEVEL", "info".to_owned()),
-        ("VIGIL_SERVICE", "realtime_server".to_owned()),
+    let mut env = realtime_env(api_port, metrics_port);
+    env.extend([
         ("VIGIL_ENV", "e2e".to_owned()),
         ("VIGIL_VERSION", "1.2.3".to_owned()),
-        ("DATABASE_URL", "sqlite::memory:".to_owned()),
         ("VM_METRICS", "false".to_owned()),
         ("ENABLE_DATADOG", "true".to_owned()),
         ("DATADOG_API_KEY", intake::API_KEY.to_owned()),
@@ -77,10 +70,10 @@ fn start_server(
         ("DD_TAGS", "team:realtime".to_owned()),
         ("DD_AGENT_HOST", "127.0.0.1".to_owned()),
         ("DD_TRACE_AGENT_PORT", agent.addr().port().to_string()),
-    ];
+    ]);
     env.extend(extra.iter().cloned());
     let running = Running::start("realtime_server", &env);
-    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    let api = loopback(api_port);
     wait_listening(api);
     (running, api)
 }

@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Running, free_port, http, sample, wait_listening};
+use common::{Running, free_port, http, loopback, realtime_env, sample, wait_listening};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -20,21 +20,8 @@ struct Server {
 
 fn start() -> Server {
     let (api_port, metrics_port) = (free_port(), free_port());
-    let running = Running::start(
-        "realtime_server",
-        &[
-            ("PORT", api_port.to_string()),
-            ("HOST", "127.0.0.1".to_owned()),
-            ("PROMETHEUS_PORT", metrics_port.to_string()),
-            ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
-            ("LOG_FORMAT", "json".to_owned()),
-            ("LOG_LEVEL", "info".to_owned()),
-            ("VIGIL_SERVICE", "realtime_server".to_owned()),
-            ("DATABASE_URL", "sqlite::memory:".to_owned()),
-        ],
-    );
-    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
-    let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let running = Running::start("realtime_server", &realtime_env(api_port, metrics_port));
+    let (api, metrics) = (loopback(api_port), loopback(metrics_port));
     wait_listening(api);
     wait_listening(metrics);
     Server { running, api, metrics }

@@ -10,10 +10,9 @@ mod common;
 #[path = "../../crates/vigil-log-datadog/tests/common/mod.rs"]
 mod intake;
 
-use std::net::SocketAddr;
 use std::process::Command;
 
-use common::{Running, example, free_port, http, http_with, wait_listening};
+use common::{Running, example, free_port, http, http_with, loopback, realtime_env, wait_listening};
 
 const APP_KEY: &str = "vigil-sentinel-app-key-4b1d9e";
 const TOKEN: &str = "vigil-sentinel-token-93fe0a";
@@ -52,23 +51,17 @@ fn secret_env(intake: &intake::Intake) -> Vec<(&'static str, String)> {
 fn no_secret_reaches_any_output() {
     let intake = intake::Intake::start();
     let (api_port, metrics_port) = (free_port(), free_port());
-    let mut env = secret_env(&intake);
+    let mut env = realtime_env(api_port, metrics_port);
+    env.extend(secret_env(&intake));
     env.extend([
-        ("PORT", api_port.to_string()),
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PROMETHEUS_PORT", metrics_port.to_string()),
-        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
         ("LOG_LEVEL", "debug".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
         ("HTTP_ACCESS_LOG", "true".to_owned()),
-        ("DATABASE_URL", "sqlite::memory:".to_owned()),
         // Traces on, to an agent that is not there: the sender's errors are output too.
         ("DD_AGENT_HOST", "127.0.0.1".to_owned()),
         ("DD_TRACE_AGENT_PORT", free_port().to_string()),
     ]);
     let running = Running::start_capturing_stderr("realtime_server", &env);
-    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
-    let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let (api, metrics) = (loopback(api_port), loopback(metrics_port));
     wait_listening(api);
     wait_listening(metrics);
 

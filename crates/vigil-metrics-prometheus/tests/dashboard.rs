@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{header, http};
+use common::{DASHBOARD_CHARTS, header, http};
 use serde_json::Value;
 use vigil_core::catalogue;
 use vigil_metrics_prometheus::{DashboardHistory, DashboardOptions, MetricsServer, PrometheusBackend, dashboard_csp};
@@ -144,18 +144,7 @@ fn charts_name_their_catalogue_metrics_and_the_page_names_none() {
     assert_eq!(data["t"].as_array().unwrap().len(), 0);
     let charts = data["charts"].as_array().unwrap();
     let ids: Vec<&str> = charts.iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert_eq!(
-        ids,
-        [
-            "http_rate",
-            "http_latency",
-            "http_errors",
-            "ws_connections",
-            "db_latency",
-            "db_pool",
-            "memory"
-        ]
-    );
+    assert_eq!(ids, DASHBOARD_CHARTS);
     for chart in charts {
         for m in chart["metrics"].as_array().unwrap() {
             assert!(

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::browser::{chromium_or_skip, console_messages, run, target_dir};
-use common::http;
+use common::{DASHBOARD_CHARTS, http};
 use vigil_core::catalogue;
 use vigil_metrics_prometheus::{DashboardOptions, MetricsServer, PrometheusBackend};
 
@@ -92,17 +92,6 @@ fn wait_for_points(addr: SocketAddr, n: usize) {
     }
 }
 
-/// Every chart of the page.
-const CHARTS: [&str; 7] = [
-    "http_rate",
-    "http_latency",
-    "http_errors",
-    "ws_connections",
-    "db_latency",
-    "db_pool",
-    "memory",
-];
-
 /// Checks the page's own report of its state in the dumped DOM: every chart drawn with data.
 fn assert_page_drew_charts(dom: &str) {
     assert_eq!(
@@ -111,7 +100,7 @@ fn assert_page_drew_charts(dom: &str) {
         "the page never drew:\n{dom}"
     );
     assert_eq!(attribute(dom, "status", "data-state"), Some("live"), "{dom}");
-    for chart in CHARTS {
+    for chart in DASHBOARD_CHARTS {
         let id = format!("chart-{chart}");
         assert_eq!(attribute(dom, &id, "data-state"), Some("data"), "{chart}:\n{dom}");
         let points: usize = attribute(dom, &id, "data-points").unwrap().parse().unwrap();
@@ -246,11 +235,11 @@ fn chromium_shows_no_data_without_errors_before_any_metric() {
         "the page never drew:\n{dom}"
     );
     // Nothing was recorded: every chart says so, and nothing fails.
-    for chart in CHARTS {
+    for chart in DASHBOARD_CHARTS {
         let id = format!("chart-{chart}");
         assert_eq!(attribute(dom, &id, "data-state"), Some("no-data"), "{chart}:\n{dom}");
     }
-    assert_eq!(dom.matches(">no data</text>").count(), CHARTS.len(), "{dom}");
+    assert_eq!(dom.matches(">no data</text>").count(), DASHBOARD_CHARTS.len(), "{dom}");
     assert_no_page_errors(dom);
     assert_silent_console(&[&dom_run]);
 }

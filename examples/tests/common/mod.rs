@@ -36,6 +36,27 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `realtime_server`'s environment in these tests: the API on `api_port` and the metrics port on
+/// `metrics_port`, both on 127.0.0.1, JSON logs at info, an in-memory database. A test appends
+/// its own variables; a later entry for the same variable wins.
+pub fn realtime_env(api_port: u16, metrics_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("PORT", api_port.to_string()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PROMETHEUS_PORT", metrics_port.to_string()),
+        ("PROMETHEUS_HOST", "127.0.0.1".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("LOG_LEVEL", "info".to_owned()),
+        ("VIGIL_SERVICE", "realtime_server".to_owned()),
+        ("DATABASE_URL", "sqlite::memory:".to_owned()),
+    ]
+}
+
+/// `127.0.0.1:port`.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// A running example whose stdout lines are collected; killed when dropped.
 pub struct Running {
     pub child: Child,

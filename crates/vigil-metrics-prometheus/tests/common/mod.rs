@@ -9,6 +9,17 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 
+/// Every chart of the `/dashboard` page, in its order.
+pub const DASHBOARD_CHARTS: [&str; 7] = [
+    "http_rate",
+    "http_latency",
+    "http_errors",
+    "ws_connections",
+    "db_latency",
+    "db_pool",
+    "memory",
+];
+
 /// One HTTP/1.1 request; returns (status, headers, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     http_with(addr, method, path, &[])
