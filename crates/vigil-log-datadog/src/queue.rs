@@ -235,6 +235,8 @@ struct Published {
     delivered: u64,
     requests: [u64; 5],
     truncated: u64,
+    /// The first publication is done: the truncated counter exists (at 0 until an entry is cut).
+    started: bool,
 }
 
 /// State shared by the callers and the sender thread.
@@ -484,10 +486,13 @@ impl Shared {
             published.delivered = delivered;
         }
         let truncated = self.stats.truncated();
-        if truncated > published.truncated {
+        // Registered by the first publication even at 0: truncation is rare, and a dashboard or
+        // alert on it should read 0, not "no data", until an entry is cut.
+        if truncated > published.truncated || !published.started {
             metrics::counter!(VIGIL_DATADOG_LOGS_TRUNCATED.name).increment(truncated - published.truncated);
             published.truncated = truncated;
         }
+        published.started = true;
     }
 }
 

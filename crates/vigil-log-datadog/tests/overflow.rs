@@ -11,7 +11,9 @@ use std::time::Duration;
 use common::{Intake, builder, log_seq, resource, sequence_numbers, within};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use vigil_core::catalogue::VIGIL_LOG_DROPPED;
-use vigil_log_datadog::catalogue::{VIGIL_DATADOG_LOGS_REQUESTS, VIGIL_DATADOG_LOGS_SENT};
+use vigil_log_datadog::catalogue::{
+    VIGIL_DATADOG_LOGS_REQUESTS, VIGIL_DATADOG_LOGS_SENT, VIGIL_DATADOG_LOGS_TRUNCATED,
+};
 use vigil_log_datadog::{DatadogLogBackend, DropReason, MAX_ENTRY_BYTES};
 
 type Snapshot = Vec<(
@@ -109,6 +111,15 @@ fn overflow_is_counted_exactly_and_memory_stays_bounded() {
     assert_eq!(
         counter(&snapshot, VIGIL_DATADOG_LOGS_REQUESTS.name, &[("outcome", "retried")]),
         stats.retries()
+    );
+    // Nothing was cut, and the counter that says so exists (at 0) for dashboards to read.
+    assert_eq!(stats.truncated(), 0);
+    assert!(
+        snapshot
+            .iter()
+            .any(|(key, _, _, _)| key.key().name() == VIGIL_DATADOG_LOGS_TRUNCATED.name),
+        "{} is registered before any entry is cut",
+        VIGIL_DATADOG_LOGS_TRUNCATED.name
     );
     drop(datadog);
 

@@ -82,10 +82,6 @@ const NOT_EXERCISED: &[(&MetricDef, &str)] = &[
         &catalogue::VIGIL_METRICS_OVERFLOW,
         "needs a metric past its label-set limit",
     ),
-    (
-        &catalogue::VIGIL_DATADOG_LOGS_TRUNCATED,
-        "needs a log entry over Datadog's 1 MB limit",
-    ),
 ];
 
 /// Whether `series` (an exported series name) belongs to a metric in [`NOT_EXERCISED`].
